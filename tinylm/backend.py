@@ -1,0 +1,103 @@
+"""The array backend: which array module does the maths, in which dtype, on which device.
+
+Layer 1 of the house; everything else imports from here and nothing here imports tinylm.
+
+* ``get_array_module(*arrays)`` returns ``numpy`` or ``cupy`` depending on where the arrays
+  live, so the same function runs on the CPU and on a GPU without change.
+* ``DEFAULT_DTYPE`` is float32; gradient checks pass float64 arrays and every function
+  preserves the dtype it is given.
+* ``default_rng(seed)`` makes seeded generators; ``to_numpy`` / ``to_device`` move arrays.
+* ``use_numba(*arrays)`` tells a kernel whether its numba version may run: numba must be
+  importable, the arrays must be NumPy arrays, and the environment variable
+  ``TINYLM_KERNELS`` must not be ``reference`` (``TINYLM_KERNELS=reference`` forces the plain
+  array-module implementations everywhere, which is how the kernels are tested).
+
+See chapter 11 (efficiency) for how the kernels and the GPU path fit together.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy
+
+DEFAULT_DTYPE = numpy.float32
+KERNEL_ENV_VAR = "TINYLM_KERNELS"
+_KERNEL_CHOICES = ("auto", "numba", "reference")
+
+try:  # CuPy is optional: present only on machines with an NVIDIA GPU.
+    import cupy  # type: ignore
+except Exception:  # noqa: BLE001 - any import failure means "no GPU backend"
+    cupy = None
+
+NUMBA_AVAILABLE = importlib.util.find_spec("numba") is not None
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``."""
+    if cupy is not None:
+        for a in arrays:
+            if isinstance(a, cupy.ndarray):
+                return cupy
+    return numpy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - a broken driver means no GPU
+        return False
+
+
+def to_numpy(a):
+    """Copy an array (NumPy or CuPy) to host memory as a NumPy array."""
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return cupy.asnumpy(a)
+    return numpy.asarray(a)
+
+
+def to_device(a, device: str):
+    """Move an array to ``"cpu"`` (NumPy) or ``"gpu"`` (CuPy)."""
+    if device == "cpu":
+        return to_numpy(a)
+    if device == "gpu":
+        if not gpu_available():
+            raise RuntimeError("device='gpu' needs CuPy and a CUDA GPU; install cupy-cuda12x "
+                               "on a machine with an NVIDIA GPU, or use device='cpu'.")
+        return cupy.asarray(a)
+    raise ValueError(f"unknown device {device!r}; use 'cpu' or 'gpu'.")
+
+
+def array_module_for(device: str):
+    """The array module that holds arrays on ``device`` (``"cpu"`` or ``"gpu"``)."""
+    if device == "cpu":
+        return numpy
+    to_device(numpy.zeros(1), device)  # raises a clear error when no GPU is usable
+    return cupy
+
+
+def default_rng(seed: int | None = None):
+    """A seeded NumPy generator. Parameters are initialised on the host, then moved."""
+    return numpy.random.default_rng(seed)
+
+
+def kernel_mode() -> str:
+    """The kernel selection requested by ``$TINYLM_KERNELS``: auto, numba or reference."""
+    mode = os.environ.get(KERNEL_ENV_VAR, "auto").strip().lower() or "auto"
+    if mode not in _KERNEL_CHOICES:
+        raise ValueError(f"{KERNEL_ENV_VAR}={mode!r} is not one of {_KERNEL_CHOICES}.")
+    if mode == "numba" and not NUMBA_AVAILABLE:
+        raise RuntimeError(f"{KERNEL_ENV_VAR}=numba but numba is not installed; "
+                           "pip install numba, or unset the variable.")
+    return mode
+
+
+def use_numba(*arrays) -> bool:
+    """True when a kernel should run its numba version on these arrays."""
+    if not NUMBA_AVAILABLE or kernel_mode() == "reference":
+        return False
+    return all(isinstance(a, numpy.ndarray) for a in arrays)

@@ -1,0 +1,64 @@
+"""Element-wise activations and their derivatives.
+
+    sigmoid(x) = 1 / (1 + e^-x)         sigmoid' = s (1 - s)
+    tanh(x)                             tanh'    = 1 - t^2
+    relu(x)    = max(x, 0)              relu'    = [x > 0]
+    gelu(x)    = x Phi(x)               (exact, or the tanh approximation; see
+                                         tinylm/kernels/gelu.py for both derivatives)
+
+Each backward reuses the forward's output where that is cheaper (sigmoid, tanh).
+Chapter 03, section "Activations".
+"""
+
+from __future__ import annotations
+
+from tinylm.backend import get_array_module
+from tinylm.kernels import gelu as gelu_kernel
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def sigmoid_forward(x):
+    """Numerically stable logistic function: never exponentiates a large positive number."""
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))                                   # in (0, 1]
+    s = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype)
+    return s, s
+
+
+def sigmoid_backward(dout, cache):
+    s = cache
+    return dout * s * (1.0 - s)
+
+
+def tanh_forward(x):
+    xp = get_array_module(x)
+    t = xp.tanh(x)
+    return t, t
+
+
+def tanh_backward(dout, cache):
+    t = cache
+    return dout * (1.0 - t * t)
+
+
+def relu_forward(x):
+    xp = get_array_module(x)
+    return xp.maximum(x, 0), x > 0
+
+
+def relu_backward(dout, cache):
+    mask = cache
+    return dout * mask
+
+
+def gelu_forward(x, approximate: str = "none"):
+    """GELU; ``approximate='tanh'`` is GPT-2's form, ``'none'`` the exact erf form."""
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"gelu: approximate={approximate!r}; use one of {GELU_APPROXIMATIONS}.")
+    return gelu_kernel.gelu_forward(x, approximate), (x, approximate)
+
+
+def gelu_backward(dout, cache):
+    x, approximate = cache
+    return gelu_kernel.gelu_backward(dout, x, approximate)

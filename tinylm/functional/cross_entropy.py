@@ -1,0 +1,54 @@
+"""Softmax + cross-entropy, fused: the mean negative log-likelihood of the targets.
+
+    L = (1 / |S|) sum_{n in S} ( logsumexp(z_n) - z_{n, y_n} ),   S = {n : y_n != ignore_index}
+
+    dL/dz_n = (softmax(z_n) - onehot(y_n)) / |S|     for n in S, and 0 otherwise.
+
+Fusing the two avoids ever forming log(softmax) (which underflows) and gives the famously
+simple gradient "probabilities minus one-hot". Chapter 03, section "Cross-entropy".
+"""
+
+from __future__ import annotations
+
+from tinylm.backend import get_array_module
+from tinylm.kernels import cross_entropy as ce_kernel
+
+
+def _check_targets(targets, vocab_size: int, ignore_index: int):
+    xp = get_array_module(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integer class ids, got {targets.dtype}.")
+    bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab_size))
+    if bool(bad.any()):
+        first = int(targets[xp.argmax(bad)])
+        raise ValueError(f"cross_entropy: target id {first} is outside [0, {vocab_size}); "
+                         "the model's vocabulary is smaller than the data's.")
+
+
+def cross_entropy_forward(logits, targets, ignore_index: int = -100):
+    """logits [..., V], targets [...] int -> (scalar mean loss, cache)."""
+    xp = get_array_module(logits)
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"cross_entropy: logits {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {targets.shape}.")
+    V = logits.shape[-1]
+    _check_targets(targets, V, ignore_index)
+    z = logits.reshape(-1, V)                                      # [N, V]
+    y = targets.reshape(-1)                                        # [N]
+    row_loss, lse = ce_kernel.cross_entropy_forward(z, y, ignore_index)  # [N], [N]
+    count = int((y != ignore_index).sum())
+    if count == 0:
+        raise ValueError("cross_entropy: every target equals ignore_index, so the mean "
+                         "loss is undefined; check the padding of the batch.")
+    loss = row_loss.sum() / count
+    return xp.asarray(loss, dtype=logits.dtype), (z, y, lse, count, ignore_index, logits.shape)
+
+
+def cross_entropy_backward(dloss, cache):
+    """dloss: scalar upstream gradient (1.0 for a loss) -> dlogits [..., V]."""
+    xp = get_array_module(cache[0])
+    z, y, lse, count, ignore_index, shape = cache
+    scale = xp.asarray(dloss, dtype=z.dtype) / count
+    row_grad = xp.where(y != ignore_index, scale, 0).astype(z.dtype)    # [N]
+    dz = ce_kernel.cross_entropy_backward(z, lse, y, row_grad, ignore_index)
+    return dz.reshape(shape)

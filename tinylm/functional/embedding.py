@@ -1,0 +1,32 @@
+"""Embedding lookup: out[n] = W[ids[n]].
+
+Shapes: ids [...] int, W [V, D] -> out [..., D].
+
+Backward: dW[v] = sum_{n : ids[n] = v} dout[n]  -- a scatter-add, because a token that
+occurs twice receives two gradient rows (see tinylm/kernels/embedding.py).
+Chapter 03, section "Embeddings".
+"""
+
+from __future__ import annotations
+
+from tinylm.backend import get_array_module
+from tinylm.kernels import embedding as embedding_kernel
+
+
+def embedding_forward(ids, W):
+    """ids [...] int, W [V, D] -> (out [..., D], cache)."""
+    xp = get_array_module(W)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got {ids.dtype}.")
+    V = W.shape[0]
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= V):
+        raise ValueError(f"embedding: token ids must lie in [0, {V}); got min {int(ids.min())}, "
+                         f"max {int(ids.max())}. Encode with the model's own tokenizer.")
+    return xp.take(W, ids, axis=0), (ids, V)
+
+
+def embedding_backward(dout, cache):
+    """dout [..., D] -> dW [V, D]."""
+    ids, V = cache
+    D = dout.shape[-1]
+    return embedding_kernel.embedding_backward(ids.reshape(-1), dout.reshape(-1, D), V)

@@ -1,0 +1,37 @@
+"""Linear (affine) layer: y = x W + b.
+
+Shapes: x [..., I], W [I, O], b [O] -> y [..., O]. W is stored input-major so that the code
+reads like the maths (PyTorch stores the transpose, [O, I]).
+
+Backward, with dy = dL/dy and all leading axes flattened into N rows:
+
+    dx = dy W^T        [N, O] @ [O, I]
+    dW = x^T dy        [I, N] @ [N, O]
+    db = sum_n dy_n    [O]
+
+Chapter 03, section "The linear layer".
+"""
+
+from __future__ import annotations
+
+
+def linear_forward(x, W, b=None):
+    """x [..., I], W [I, O], b [O] or None -> (y [..., O], cache)."""
+    if x.shape[-1] != W.shape[0]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features but W expects "
+                         f"{W.shape[0]} (W shape {W.shape}); reshape the input or resize W.")
+    y = x @ W                                               # [..., O]
+    if b is not None:
+        y = y + b
+    return y, (x, W, b is not None)
+
+
+def linear_backward(dy, cache):
+    """dy [..., O] -> (dx [..., I], dW [I, O], db [O] or None)."""
+    x, W, has_bias = cache
+    x2 = x.reshape(-1, x.shape[-1])                         # [N, I]
+    dy2 = dy.reshape(-1, dy.shape[-1])                      # [N, O]
+    dx = (dy2 @ W.T).reshape(x.shape)                       # [..., I]
+    dW = x2.T @ dy2                                         # [I, O]
+    db = dy2.sum(axis=0) if has_bias else None              # [O]
+    return dx, dW, db

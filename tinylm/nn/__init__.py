@@ -1,0 +1,15 @@
+"""Modules (layer 4): ``Parameter``, ``Module`` and the layers that wrap the functional
+pairs. The names mirror PyTorch's so that skills transfer, but there is no autograd:
+``forward`` caches, ``backward`` accumulates gradients."""
+
+from tinylm.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from tinylm.nn.containers import ModuleList, Sequential
+from tinylm.nn.dropout import Dropout
+from tinylm.nn.embedding import Embedding
+from tinylm.nn.layernorm import LayerNorm
+from tinylm.nn.linear import Linear
+from tinylm.nn.module import Module
+from tinylm.nn.parameter import Parameter
+
+__all__ = ["Dropout", "Embedding", "GELU", "LayerNorm", "Linear", "Module", "ModuleList",
+           "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh"]
