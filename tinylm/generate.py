@@ -1,0 +1,85 @@
+"""Decoding: turn a language model's next-token distribution into text (chapter 10).
+
+At each step the model gives logits z [B, V] for the next token. The strategies:
+
+* greedy:        y = argmax_v z_v
+* temperature:   p = softmax(z / tau); tau < 1 sharpens, tau > 1 flattens, tau -> 0 is greedy
+* top-k:         keep the k largest logits, renormalise, sample
+* top-p (nucleus): keep the smallest set of tokens whose probability mass reaches p, sample
+
+Decoding goes through the model's incremental interface (``start_decoding`` /
+``decode_step``, see tinylm/models/base.py), so a model with a KV cache or a recurrent state
+decodes in O(1) work per new token instead of recomputing the whole context.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from tinylm.backend import get_array_module, to_numpy
+from tinylm.functional.softmax import softmax_forward
+
+
+def filter_logits(logits, top_k: int | None = None, top_p: float | None = None):
+    """Set the logits outside the top-k / nucleus to -inf. logits [B, V] -> [B, V]."""
+    xp = get_array_module(logits)
+    V = logits.shape[-1]
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k={top_k} must be at least 1.")
+        if top_k < V:
+            kth = xp.partition(logits, V - top_k, axis=-1)[:, V - top_k][:, None]   # [B, 1]
+            logits = xp.where(logits < kth, -xp.inf, logits)
+    if top_p is not None:
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p={top_p} must lie in (0, 1].")
+        order = xp.argsort(-logits, axis=-1)                                   # [B, V]
+        sorted_logits = xp.take_along_axis(logits, order, axis=-1)
+        probs, _ = softmax_forward(sorted_logits)
+        mass_before = xp.cumsum(probs, axis=-1) - probs    # probability of strictly better tokens
+        drop_sorted = mass_before >= top_p                 # the best token is never dropped
+        drop = xp.zeros_like(drop_sorted)
+        xp.put_along_axis(drop, order, drop_sorted, axis=-1)
+        logits = xp.where(drop, -xp.inf, logits)
+    return logits
+
+
+def sample_next(logits, rng, temperature: float = 1.0, top_k=None, top_p=None, greedy=False):
+    """Choose one token per row. logits [B, V] -> ids [B] (host NumPy int64)."""
+    logits = to_numpy(logits).astype("float64")
+    if greedy or temperature == 0.0:
+        return logits.argmax(axis=-1)
+    if temperature < 0.0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy).")
+    probs, _ = softmax_forward(filter_logits(logits / temperature, top_k, top_p))
+    cumulative = probs.cumsum(axis=-1)
+    u = rng.random((probs.shape[0], 1)) * cumulative[:, -1:]
+    return (cumulative < u).sum(axis=-1).clip(max=probs.shape[-1] - 1)
+
+
+def generate(model, prompt, max_new_tokens: int, rng, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+             stop_ids=()):
+    """Extend ``prompt`` [B, T] (int ids on the model's device) by up to ``max_new_tokens``.
+
+    Returns the new ids only, as a host array [B, n]; generation stops early once every
+    row has produced a token from ``stop_ids`` (the stop token is kept).
+    """
+    if prompt.ndim != 2 or prompt.shape[1] == 0:
+        raise ValueError(f"prompt must be [batch, length>=1] token ids, got shape {prompt.shape}.")
+    xp = get_array_module(prompt)
+    was_training = model.training
+    model.eval()
+    stop = set(int(s) for s in stop_ids)
+    done = [False] * prompt.shape[0]
+    new_ids = []
+    logits, state = model.start_decoding(prompt)
+    for _ in range(max_new_tokens):
+        ids = sample_next(logits, rng, temperature, top_k, top_p, greedy)      # [B]
+        new_ids.append(ids)
+        done = [d or int(i) in stop for d, i in zip(done, ids)]
+        if all(done) or len(new_ids) == max_new_tokens:
+            break
+        logits, state = model.decode_step(xp.asarray(ids, dtype=prompt.dtype), state)
+    model.train(was_training)
+    return numpy.stack(new_ids, axis=1) if new_ids else numpy.zeros((prompt.shape[0], 0), int)
