@@ -16,11 +16,16 @@ The error reported per tensor is
 
 (the largest disagreement measured against the tensor's scale, so a single tiny entry cannot
 blow it up). Chapter 03, section "Checking gradients".
+
+``GradcheckCase`` bundles a forward/backward pair with a recipe for its inputs; the modules
+of tinylm.functional declare theirs in a ``gradcheck_cases()`` function, and
+``tinylm gradcheck`` (tinylm/checks.py) runs them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy
 
@@ -62,8 +67,10 @@ class GradcheckReport:
 
 
 def _as_float64(value):
+    """A fresh C-ordered float64 copy of a floating array (so that nudging its flat view
+    nudges the array, and the caller's array is never touched); anything else unchanged."""
     if isinstance(value, numpy.ndarray) and value.dtype.kind == "f":
-        return value.astype(numpy.float64)
+        return value.astype(numpy.float64, order="C")
     return value
 
 
@@ -128,4 +135,67 @@ def check_gradients(forward, backward, inputs: dict, wrt=None, title: str | None
     for name in wrt:
         numeric = numerical_gradient(phi, inputs[name], h)
         report.tensors.append(compare(name, analytic[name], numeric, tolerance))
+    return report
+
+
+@dataclass(frozen=True)
+class GradcheckCase:
+    """One entry of the gradient-check suite: a forward/backward pair and its inputs.
+
+    ``make_inputs(rng)`` builds the forward's keyword arguments from a NumPy generator
+    (small arrays: every element costs two forward passes). ``name`` is what
+    ``tinylm gradcheck --only`` selects: the pair's name, then an optional variant in
+    brackets, e.g. ``"linear[3-D input]"``.
+    """
+
+    name: str
+    forward: Callable
+    backward: Callable
+    make_inputs: Callable
+    wrt: tuple | None = None
+    tolerance: float = 1e-7
+
+    @property
+    def base_name(self) -> str:
+        return self.name.split("[", 1)[0]
+
+    def run(self, seed: int = 0) -> GradcheckReport:
+        inputs = self.make_inputs(default_rng(seed))
+        return check_gradients(self.forward, self.backward, inputs, wrt=self.wrt,
+                               title=self.name, tolerance=self.tolerance, seed=seed)
+
+
+def check_model_gradients(model, idx, targets, tolerance: float = 1e-6, h: float = 1e-6,
+                          max_entries: int = 0, seed: int = 0) -> GradcheckReport:
+    """Check a whole model: ``loss = model.forward(idx, targets)[1]``, ``model.backward()``.
+
+    The model must already be float64 (``model.to(numpy.float64)``); any carried recurrent
+    state is reset before every forward. ``max_entries`` > 0 checks only that many randomly
+    chosen entries of each parameter (for large models).
+    """
+    def loss() -> float:
+        model.reset_state()
+        return float(model.forward(idx, targets)[1])
+
+    model.zero_grad()
+    loss()
+    model.backward()
+    analytic = {name: to_numpy(p.grad).copy() for name, p in model.named_parameters()}
+    rng = default_rng(seed)
+    report = GradcheckReport(f"{type(model).__name__} (all parameters)", tolerance)
+    for name, p in model.named_parameters():
+        flat = p.data.reshape(-1)
+        chosen = (rng.choice(flat.size, size=min(max_entries, flat.size), replace=False)
+                  if max_entries else numpy.arange(flat.size))
+        numeric = numpy.zeros(chosen.size)
+        for j, i in enumerate(chosen):
+            saved = float(flat[i])
+            flat[i] = saved + h
+            plus = loss()
+            flat[i] = saved - h
+            minus = loss()
+            flat[i] = saved
+            numeric[j] = (plus - minus) / (2.0 * h)
+        report.tensors.append(compare(name, analytic[name].reshape(-1)[chosen], numeric, tolerance))
+    model.reset_state()
     return report

@@ -11,7 +11,10 @@ Conventions shared by every pair:
   so the same code runs on CuPy.
 
 Chapter 03 derives each backward; ``tinylm.gradcheck`` proves each against finite
-differences.
+differences. Every module ends with ``gradcheck_cases()``, a list of
+``tinylm.gradcheck.GradcheckCase`` (the pair plus small float64 inputs): ``tinylm gradcheck``
+(tinylm/checks.py) discovers and runs them, and tests/test_functional_gradcheck.py fails if a
+``*_backward`` defined here has no case. A new module adds its pairs and its cases, nothing else.
 """
 
 from tinylm.functional.activations import (gelu_backward, gelu_forward, relu_backward,

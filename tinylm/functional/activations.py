@@ -13,6 +13,7 @@ Chapter 03, section "Activations".
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import gelu as gelu_kernel
 
 GELU_APPROXIMATIONS = ("none", "tanh")
@@ -62,3 +63,24 @@ def gelu_forward(x, approximate: str = "none"):
 def gelu_backward(dout, cache):
     x, approximate = cache
     return gelu_kernel.gelu_backward(dout, x, approximate)
+
+
+def _away_from_zero(rng, shape):
+    """Entries with |x| in [0.1, 2]: relu has no derivative at 0, so keep the check off it."""
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape)
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    return [
+        GradcheckCase("sigmoid", sigmoid_forward, sigmoid_backward,
+                      lambda rng: {"x": 3.0 * rng.standard_normal((4, 5))}),
+        GradcheckCase("tanh", tanh_forward, tanh_backward,
+                      lambda rng: {"x": 2.0 * rng.standard_normal((4, 5))}),
+        GradcheckCase("relu", relu_forward, relu_backward,
+                      lambda rng: {"x": _away_from_zero(rng, (4, 5))}),
+        GradcheckCase("gelu[tanh]", gelu_forward, gelu_backward,
+                      lambda rng: {"x": 2.0 * rng.standard_normal((3, 7)), "approximate": "tanh"}),
+        GradcheckCase("gelu[none]", gelu_forward, gelu_backward,
+                      lambda rng: {"x": 2.0 * rng.standard_normal((3, 7)), "approximate": "none"}),
+    ]

@@ -11,6 +11,7 @@ simple gradient "probabilities minus one-hot". Chapter 03, section "Cross-entrop
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import cross_entropy as ce_kernel
 
 
@@ -52,3 +53,23 @@ def cross_entropy_backward(dloss, cache):
     row_grad = xp.where(y != ignore_index, scale, 0).astype(z.dtype)    # [N]
     dz = ce_kernel.cross_entropy_backward(z, lse, y, row_grad, ignore_index)
     return dz.reshape(shape)
+
+
+def _padded_targets(rng, batch: int, length: int, vocab_size: int):
+    targets = rng.integers(0, vocab_size, size=(batch, length))   # [B, T]
+    targets[:, ::3] = -100                                         # padding: ignored
+    return targets
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    return [
+        GradcheckCase("cross_entropy", cross_entropy_forward, cross_entropy_backward,
+                      lambda rng: {"logits": rng.standard_normal((5, 7)),
+                                   "targets": rng.integers(0, 7, size=5)}),
+        GradcheckCase("cross_entropy[ignore_index, 3-D]", cross_entropy_forward,
+                      cross_entropy_backward,
+                      lambda rng: {"logits": 2.0 * rng.standard_normal((2, 4, 6)),
+                                   "targets": _padded_targets(rng, 2, 4, 6),
+                                   "ignore_index": -100}),
+    ]

@@ -10,6 +10,7 @@ Chapter 03, section "Embeddings".
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import embedding as embedding_kernel
 
 
@@ -30,3 +31,13 @@ def embedding_backward(dout, cache):
     ids, V = cache
     D = dout.shape[-1]
     return embedding_kernel.embedding_backward(ids.reshape(-1), dout.reshape(-1, D), V)
+
+
+def gradcheck_cases():
+    """This module's entry in ``tinylm gradcheck`` (tinylm/checks.py): 10 ids drawn from 3
+    values, so ids repeat and the scatter-add must sum their rows."""
+    return [
+        GradcheckCase("embedding[repeated ids]", embedding_forward, embedding_backward,
+                      lambda rng: {"ids": rng.integers(0, 3, size=(2, 5)),
+                                   "W": rng.standard_normal((4, 3))}),
+    ]

@@ -9,6 +9,7 @@ tinylm/kernels/layernorm.py, which holds the loops.
 
 from __future__ import annotations
 
+from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import layernorm as layernorm_kernel
 
 
@@ -29,3 +30,13 @@ def layernorm_backward(dy, cache):
     dx, dgamma, dbeta = layernorm_kernel.layernorm_backward(
         dy.reshape(x2.shape), x2, mean, rstd, gamma)
     return dx.reshape(shape), dgamma, dbeta
+
+
+def gradcheck_cases():
+    """This module's entry in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    return [
+        GradcheckCase("layernorm", layernorm_forward, layernorm_backward,
+                      lambda rng: {"x": rng.standard_normal((2, 3, 6)),
+                                   "gamma": rng.standard_normal(6),
+                                   "beta": rng.standard_normal(6)}),
+    ]

@@ -14,6 +14,8 @@ Chapter 03, section "The linear layer".
 
 from __future__ import annotations
 
+from tinylm.gradcheck import GradcheckCase
+
 
 def linear_forward(x, W, b=None):
     """x [..., I], W [I, O], b [O] or None -> (y [..., O], cache)."""
@@ -35,3 +37,20 @@ def linear_backward(dy, cache):
     dW = x2.T @ dy2                                         # [I, O]
     db = dy2.sum(axis=0) if has_bias else None              # [O]
     return dx, dW, db
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    return [
+        GradcheckCase("linear", linear_forward, linear_backward,
+                      lambda rng: {"x": rng.standard_normal((4, 3)),
+                                   "W": rng.standard_normal((3, 5)),
+                                   "b": rng.standard_normal(5)}),
+        GradcheckCase("linear[no bias]", linear_forward, linear_backward,
+                      lambda rng: {"x": rng.standard_normal((4, 3)),
+                                   "W": rng.standard_normal((3, 5)), "b": None}),
+        GradcheckCase("linear[3-D input]", linear_forward, linear_backward,
+                      lambda rng: {"x": rng.standard_normal((2, 3, 4)),
+                                   "W": rng.standard_normal((4, 5)),
+                                   "b": rng.standard_normal(5)}),
+    ]

@@ -5,8 +5,12 @@ Both arguments are differentiable; d/dtarget = -d/dpred. Chapter 03, section "Lo
 
 from __future__ import annotations
 
+from tinylm.backend import get_array_module
+from tinylm.gradcheck import GradcheckCase
+
 
 def mse_forward(pred, target):
+    """pred [...], target [same shape] -> (scalar mean loss, cache)."""
     if pred.shape != target.shape:
         raise ValueError(f"mse: prediction {pred.shape} and target {target.shape} differ in shape.")
     diff = pred - target
@@ -14,6 +18,17 @@ def mse_forward(pred, target):
 
 
 def mse_backward(dloss, cache):
+    """dloss: scalar upstream gradient -> (dpred [...], dtarget [...])."""
     (diff,) = cache
-    dpred = (2.0 / diff.size) * dloss * diff
+    xp = get_array_module(diff)
+    dpred = diff * xp.asarray(2.0 * dloss / diff.size, dtype=diff.dtype)   # keeps diff's dtype
     return dpred, -dpred
+
+
+def gradcheck_cases():
+    """This module's entry in ``tinylm gradcheck``: both arguments are checked."""
+    return [
+        GradcheckCase("mse", mse_forward, mse_backward,
+                      lambda rng: {"pred": rng.standard_normal((3, 4)),
+                                   "target": rng.standard_normal((3, 4))}),
+    ]

@@ -13,6 +13,7 @@ Chapter 03, section "Softmax".
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.gradcheck import GradcheckCase
 
 
 def softmax_forward(z):
@@ -40,3 +41,13 @@ def log_softmax_backward(dlogp, cache):
     xp = get_array_module(dlogp)
     logp = cache
     return dlogp - xp.exp(logp) * dlogp.sum(axis=-1, keepdims=True)
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    return [
+        GradcheckCase("softmax", softmax_forward, softmax_backward,
+                      lambda rng: {"z": 2.0 * rng.standard_normal((2, 3, 5))}),
+        GradcheckCase("log_softmax", log_softmax_forward, log_softmax_backward,
+                      lambda rng: {"z": 2.0 * rng.standard_normal((2, 3, 5))}),
+    ]

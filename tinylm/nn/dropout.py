@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module
+from tinylm.backend import array_module_for, default_rng, get_array_module
 from tinylm.functional.dropout import dropout_backward, dropout_forward
 from tinylm.nn.module import Module
 
@@ -15,14 +15,29 @@ class Dropout(Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p={p} must lie in [0, 1).")
         self.p, self.seed = p, seed
-        self._rng = None
+        self._rng = self._rng_module = None
 
     def rng_for(self, x):
-        """The module's generator, created lazily on the array's device."""
+        """The module's generator, created lazily (and re-created after a device move) on
+        the array's device."""
         xp = get_array_module(x)
-        if self._rng is None or get_array_module(self._rng.random(1)) is not xp:
-            self._rng = xp.random.default_rng(self.seed)
+        if self._rng is None or self._rng_module is not xp:
+            self._rng, self._rng_module = xp.random.default_rng(self.seed), xp
         return self._rng
+
+    def get_rng_state(self):
+        """The generator's state as plain JSON-able data (None before first use, or on GPU)."""
+        if self._rng is None or not hasattr(self._rng, "bit_generator"):
+            return None
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state) -> None:
+        """Restore a state from ``get_rng_state`` (exact resume of a training run)."""
+        if state is None:
+            self._rng = None
+            return
+        self._rng, self._rng_module = default_rng(), array_module_for("cpu")
+        self._rng.bit_generator.state = state
 
     def forward(self, x):
         active = self.training and self.p > 0.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from tinylm.backend import DEFAULT_DTYPE, default_rng
+from tinylm.backend import DEFAULT_DTYPE, array_module_for, default_rng
 
 
 def _rng(rng):
@@ -27,10 +27,8 @@ def normal(shape, std: float = 1.0, rng=None, dtype=DEFAULT_DTYPE):
 
 
 def zeros(shape, dtype=DEFAULT_DTYPE):
-    import numpy
-    return numpy.zeros(shape, dtype=dtype)
+    return array_module_for("cpu").zeros(shape, dtype=dtype)
 
 
 def ones(shape, dtype=DEFAULT_DTYPE):
-    import numpy
-    return numpy.ones(shape, dtype=dtype)
+    return array_module_for("cpu").ones(shape, dtype=dtype)

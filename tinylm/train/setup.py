@@ -1,0 +1,97 @@
+"""Everything a training run needs before its first step: data, tokenizer, model, optimizer.
+
+    prepare_data(cfg)            -> PreparedData(tokenizer, train, val, test)
+    build_model(name, model_config, vocab_size, cfg)
+    build_optimizer(model, cfg)  -> SGD / Adam / AdamW, weight decay on matrices only
+    build_batcher(train_ids, cfg)
+
+Datasets with their own splits (PTB) use them; the others are split by ``val_fraction``
+(first 90% train, last 10% validation, as nanoGPT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy
+
+from tinylm.data import (CharTokenizer, RandomWindowBatcher, SequentialBatcher, WordTokenizer,
+                         load_text, split_train_val)
+from tinylm.models import get_model_class
+from tinylm.optim import SGD, Adam, AdamW
+
+SPLIT_DATASETS = {"ptb": ("ptb.train", "ptb.valid", "ptb.test")}
+
+
+@dataclass
+class PreparedData:
+    tokenizer: object
+    train: numpy.ndarray
+    val: numpy.ndarray
+    test: numpy.ndarray | None = None
+
+
+def make_tokenizer(kind: str, text: str, min_freq: int = 1):
+    if kind == "char":
+        return CharTokenizer.from_text(text)
+    if kind == "word":
+        return WordTokenizer.from_text(text, min_freq=min_freq)
+    raise ValueError(f"tokenizer {kind!r} is not 'char' or 'word'.")
+
+
+def _encode(tokenizer, text: str) -> numpy.ndarray:
+    return numpy.asarray(tokenizer.encode(text), dtype=numpy.int64)
+
+
+def prepare_data(cfg) -> PreparedData:
+    """Load ``cfg.dataset``, build the tokenizer on the training text, encode every split."""
+    if cfg.dataset in SPLIT_DATASETS:
+        texts = [load_text(name) for name in SPLIT_DATASETS[cfg.dataset]]
+        tokenizer = make_tokenizer(cfg.tokenizer, texts[0], cfg.min_freq)
+        train, val, test = (_encode(tokenizer, t) for t in texts)
+        return PreparedData(tokenizer, train, val, test)
+    text = load_text(cfg.dataset)
+    tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.min_freq)
+    train, val = split_train_val(_encode(tokenizer, text), cfg.val_fraction)
+    return PreparedData(tokenizer, train, val)
+
+
+def build_model(name: str, model_config: dict, vocab_size: int):
+    """The model family ``name`` with ``vocab_size`` taken from the tokenizer."""
+    config = dict(model_config, vocab_size=vocab_size)
+    return get_model_class(name).from_config(config)
+
+
+def build_optimizer(model, cfg):
+    """Weight decay applies to matrices (ndim >= 2) only, never to biases or norms."""
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    decay = [p for p in params if p.data.ndim >= 2]
+    no_decay = [p for p in params if p.data.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if cfg.optimizer == "adamw":
+        return AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    if cfg.optimizer == "adam":
+        return Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    raise ValueError(f"optimizer {cfg.optimizer!r} is not one of 'adamw', 'adam', 'sgd'.")
+
+
+def build_batcher(train_ids, cfg):
+    if cfg.batching == "random":
+        return RandomWindowBatcher(train_ids, cfg.batch_size, cfg.block_size, seed=cfg.seed)
+    if cfg.batching == "sequential":
+        return SequentialBatcher(train_ids, cfg.batch_size, cfg.block_size)
+    raise ValueError(f"batching {cfg.batching!r} is not 'random' or 'sequential'.")
+
+
+def total_iters(cfg, batcher) -> int:
+    """``epochs`` x steps per epoch for sequential batching when epochs > 0, else max_iters."""
+    if cfg.epochs > 0:
+        if not hasattr(batcher, "steps_per_epoch"):
+            raise ValueError("epochs > 0 needs batching='sequential'; use max_iters with "
+                             "random windows.")
+        return cfg.epochs * batcher.steps_per_epoch
+    return cfg.max_iters
