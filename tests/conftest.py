@@ -3,7 +3,8 @@
 * ``rng``       a seeded NumPy generator (draws float64 by default, as gradient checks need);
 * ``torch``     the torch module, or the test is skipped when PyTorch is not installed;
 * ``kernels``   runs the test twice, with ``TINYLM_KERNELS=reference`` and ``=auto``;
-* ``assert_rel_close``  ``max|a - b| / max|b| <= rel``, the error measure of tinylm.gradcheck.
+* ``assert_rel_close``  ``max|a - b| / max|b| <= rel``, the error measure of tinylm.gradcheck
+  (``scale=`` replaces max|b| where the natural scale is another array's).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ def kernels(request, monkeypatch):
     return request.param
 
 
-def _assert_rel_close(actual, expected, rel, name="array"):
+def _assert_rel_close(actual, expected, rel, name="array", scale=None):
+    """``scale`` (default max|expected|) is what the error is measured against."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-30)
+    if scale is None:
+        scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-30)
     err = float(np.max(np.abs(actual - expected), initial=0.0)) / scale
     assert err <= rel, f"{name}: relative error {err:.2e} > {rel:.0e}"
 

@@ -18,7 +18,7 @@ class Vocabulary:
         tokens = list(tokens)
         self._id_of = {token: i for i, token in enumerate(tokens)}
         if len(self._id_of) != len(tokens):
-            duplicates = sorted({t for t in tokens if tokens.count(t) > 1})
+            duplicates = sorted(t for t, c in Counter(tokens).items() if c > 1)
             raise ValueError(f"a vocabulary lists each token once; duplicated: {duplicates[:10]}.")
         if unk is not None and unk not in self._id_of:
             raise ValueError(f"the unknown token {unk!r} is not in the vocabulary.")

@@ -22,10 +22,10 @@ def linear_forward(x, W, b=None):
     if x.shape[-1] != W.shape[0]:
         raise ValueError(f"linear: input has {x.shape[-1]} features but W expects "
                          f"{W.shape[0]} (W shape {W.shape}); reshape the input or resize W.")
-    y = x @ W                                               # [..., O]
-    if b is not None:
-        y = y + b
-    return y, (x, W, b is not None)
+    y = x.reshape(-1, x.shape[-1]) @ W                      # [N, O]: one 2-D matmul (BLAS);
+    if b is not None:                                       # a stacked 3-D matmul is ~4x slower
+        y += b
+    return y.reshape(*x.shape[:-1], W.shape[1]), (x, W, b is not None)
 
 
 def linear_backward(dy, cache):

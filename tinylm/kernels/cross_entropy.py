@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.kernels import parallel_chunks
 
 
 def cross_entropy_forward_reference(logits, targets, ignore_index: int):
@@ -47,25 +48,24 @@ if NUMBA_AVAILABLE:
 
     import numba
 
-    @numba.njit(cache=True, parallel=True)
-    def _cross_entropy_forward_numba(logits, targets, ignore_index, row_loss, lse):
-        N, V = logits.shape
-        for n in numba.prange(N):
+    @numba.njit(cache=True)
+    def _forward_rows(logits, targets, ignore_index, row_loss, lse, lo, hi):
+        V = logits.shape[1]
+        for n in range(lo, hi):
             m = logits[n, 0]
             for j in range(1, V):
-                if logits[n, j] > m:
-                    m = logits[n, j]
-            s = 0.0
+                m = max(m, logits[n, j])
+            s = 0.0                                     # float64 sum, also for float32 rows
             for j in range(V):
                 s += math.exp(logits[n, j] - m)
             lse[n] = m + math.log(s)
             t = targets[n]
             row_loss[n] = 0.0 if t == ignore_index else lse[n] - logits[n, t]
 
-    @numba.njit(cache=True, parallel=True)
-    def _cross_entropy_backward_numba(logits, lse, targets, row_grad, ignore_index, dlogits):
-        N, V = logits.shape
-        for n in numba.prange(N):
+    @numba.njit(cache=True)
+    def _backward_rows(logits, lse, targets, row_grad, ignore_index, dlogits, lo, hi):
+        V = logits.shape[1]
+        for n in range(lo, hi):
             g = row_grad[n]
             for j in range(V):
                 dlogits[n, j] = math.exp(logits[n, j] - lse[n]) * g
@@ -73,15 +73,34 @@ if NUMBA_AVAILABLE:
             if t != ignore_index:
                 dlogits[n, t] -= g
 
+    @numba.njit(cache=True, parallel=True)
+    def _forward_parallel(logits, targets, ignore_index, row_loss, lse, n_chunks):
+        N = logits.shape[0]
+        for c in numba.prange(n_chunks):
+            _forward_rows(logits, targets, ignore_index, row_loss, lse,
+                          c * N // n_chunks, (c + 1) * N // n_chunks)
+
+    @numba.njit(cache=True, parallel=True)
+    def _backward_parallel(logits, lse, targets, row_grad, ignore_index, dlogits, n_chunks):
+        N = logits.shape[0]
+        for c in numba.prange(n_chunks):
+            _backward_rows(logits, lse, targets, row_grad, ignore_index, dlogits,
+                           c * N // n_chunks, (c + 1) * N // n_chunks)
+
 
 def cross_entropy_forward(logits, targets, ignore_index: int):
     """logits [N, V], targets [N] int -> (row_loss [N], lse [N])."""
     if use_numba(logits, targets):
         logits = numpy.ascontiguousarray(logits)
-        row_loss = numpy.empty(logits.shape[0], dtype=logits.dtype)
-        lse = numpy.empty(logits.shape[0], dtype=logits.dtype)
-        _cross_entropy_forward_numba(logits, targets.astype(numpy.int64, copy=False),
-                                     ignore_index, row_loss, lse)
+        targets = numpy.ascontiguousarray(targets, dtype=numpy.int64)
+        N, V = logits.shape
+        row_loss = numpy.empty(N, dtype=logits.dtype)
+        lse = numpy.empty(N, dtype=logits.dtype)
+        chunks = parallel_chunks(N * V, N)
+        if chunks == 1:
+            _forward_rows(logits, targets, ignore_index, row_loss, lse, 0, N)
+        else:
+            _forward_parallel(logits, targets, ignore_index, row_loss, lse, chunks)
         return row_loss, lse
     return cross_entropy_forward_reference(logits, targets, ignore_index)
 
@@ -90,9 +109,14 @@ def cross_entropy_backward(logits, lse, targets, row_grad, ignore_index: int):
     """Gradient of sum_n row_grad[n] * loss_n with respect to the logits [N, V]."""
     if use_numba(logits, targets):
         logits = numpy.ascontiguousarray(logits)
+        targets = numpy.ascontiguousarray(targets, dtype=numpy.int64)
+        row_grad = numpy.ascontiguousarray(row_grad, dtype=logits.dtype)
+        N, V = logits.shape
         dlogits = numpy.empty_like(logits)
-        _cross_entropy_backward_numba(logits, lse, targets.astype(numpy.int64, copy=False),
-                                      row_grad.astype(logits.dtype, copy=False),
-                                      ignore_index, dlogits)
+        chunks = parallel_chunks(N * V, N)
+        if chunks == 1:
+            _backward_rows(logits, lse, targets, row_grad, ignore_index, dlogits, 0, N)
+        else:
+            _backward_parallel(logits, lse, targets, row_grad, ignore_index, dlogits, chunks)
         return dlogits
     return cross_entropy_backward_reference(logits, lse, targets, row_grad, ignore_index)

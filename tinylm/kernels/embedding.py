@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.kernels import parallel_chunks
 
 
 def embedding_backward_reference(ids, dout, num_embeddings: int):
@@ -24,26 +25,34 @@ def embedding_backward_reference(ids, dout, num_embeddings: int):
 if NUMBA_AVAILABLE:
     import numba
 
+    @numba.njit(cache=True)
+    def _scatter_add_columns(ids, dout, dW, lo, hi):
+        """dW[ids[i], lo:hi] += dout[i, lo:hi] for every position i, in position order."""
+        for i in range(ids.shape[0]):
+            row = ids[i]
+            for d in range(lo, hi):
+                dW[row, d] += dout[i, d]
+
     @numba.njit(cache=True, parallel=True)
-    def _embedding_backward_numba(ids, dout, dW, n_chunks):
-        # Parallel over embedding columns: each thread owns a column slice, so the
-        # scatter has no write conflicts and stays in the order of the positions.
-        N, D = dout.shape
+    def _scatter_add_parallel(ids, dout, dW, n_chunks):
+        # Each chunk owns a slice of columns: no two threads write the same entry, and each
+        # entry still sums its rows in position order (the same result on any thread count).
+        D = dout.shape[1]
         for c in numba.prange(n_chunks):
-            lo = c * D // n_chunks
-            hi = (c + 1) * D // n_chunks
-            for i in range(N):
-                row = ids[i]
-                for d in range(lo, hi):
-                    dW[row, d] += dout[i, d]
+            _scatter_add_columns(ids, dout, dW, c * D // n_chunks, (c + 1) * D // n_chunks)
 
 
 def embedding_backward(ids, dout, num_embeddings: int):
     """ids [N] int, dout [N, D] -> dW [num_embeddings, D] (dispatching to numba on CPU)."""
     if use_numba(ids, dout):
-        dW = numpy.zeros((num_embeddings, dout.shape[1]), dtype=dout.dtype)
-        _embedding_backward_numba(numpy.ascontiguousarray(ids, dtype=numpy.int64),
-                                  numpy.ascontiguousarray(dout), dW,
-                                  max(1, min(dout.shape[1], numba.get_num_threads() * 4)))
+        N, D = dout.shape
+        ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
+        dout = numpy.ascontiguousarray(dout)
+        dW = numpy.zeros((num_embeddings, D), dtype=dout.dtype)
+        chunks = parallel_chunks(N * D, D)
+        if chunks == 1:
+            _scatter_add_columns(ids, dout, dW, 0, D)
+        else:
+            _scatter_add_parallel(ids, dout, dW, chunks)
         return dW
     return embedding_backward_reference(ids, dout, num_embeddings)

@@ -14,6 +14,7 @@ import math
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.kernels import parallel_chunks
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -54,18 +55,18 @@ def gelu_backward_reference(dout, x, approximate: str):
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(cache=True, parallel=True)
-    def _gelu_forward_numba(x, tanh_approx, out):
-        for i in numba.prange(x.size):
+    @numba.njit(cache=True)
+    def _forward_range(x, tanh_approx, out, lo, hi):
+        for i in range(lo, hi):
             v = x[i]
             if tanh_approx:
                 out[i] = 0.5 * v * (1.0 + math.tanh(SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v)))
             else:
                 out[i] = 0.5 * v * (1.0 + math.erf(v * INV_SQRT_2))
 
-    @numba.njit(cache=True, parallel=True)
-    def _gelu_backward_numba(dout, x, tanh_approx, dx):
-        for i in numba.prange(x.size):
+    @numba.njit(cache=True)
+    def _backward_range(dout, x, tanh_approx, dx, lo, hi):
+        for i in range(lo, hi):
             v = x[i]
             if tanh_approx:
                 t = math.tanh(SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v))
@@ -75,21 +76,43 @@ if NUMBA_AVAILABLE:
                 cdf = 0.5 * (1.0 + math.erf(v * INV_SQRT_2))
                 dx[i] = dout[i] * (cdf + v * INV_SQRT_2PI * math.exp(-0.5 * v * v))
 
+    @numba.njit(cache=True, parallel=True)
+    def _forward_parallel(x, tanh_approx, out, n_chunks):
+        n = x.size
+        for c in numba.prange(n_chunks):
+            _forward_range(x, tanh_approx, out, c * n // n_chunks, (c + 1) * n // n_chunks)
+
+    @numba.njit(cache=True, parallel=True)
+    def _backward_parallel(dout, x, tanh_approx, dx, n_chunks):
+        n = x.size
+        for c in numba.prange(n_chunks):
+            _backward_range(dout, x, tanh_approx, dx, c * n // n_chunks, (c + 1) * n // n_chunks)
+
 
 def gelu_forward(x, approximate: str):
+    """Element-wise GELU of any-shaped x (dispatching to numba on CPU)."""
     if use_numba(x):
         flat = numpy.ascontiguousarray(x).reshape(-1)
         out = numpy.empty_like(flat)
-        _gelu_forward_numba(flat, approximate == "tanh", out)
+        chunks = parallel_chunks(flat.size, flat.size)
+        if chunks == 1:
+            _forward_range(flat, approximate == "tanh", out, 0, flat.size)
+        else:
+            _forward_parallel(flat, approximate == "tanh", out, chunks)
         return out.reshape(x.shape)
     return gelu_forward_reference(x, approximate)
 
 
 def gelu_backward(dout, x, approximate: str):
+    """dout, x [any shape] -> dx (dispatching to numba on CPU)."""
     if use_numba(dout, x):
         flat = numpy.ascontiguousarray(x).reshape(-1)
+        dflat = numpy.ascontiguousarray(dout, dtype=flat.dtype).reshape(-1)
         dx = numpy.empty_like(flat)
-        _gelu_backward_numba(numpy.ascontiguousarray(dout).reshape(-1), flat,
-                             approximate == "tanh", dx)
+        chunks = parallel_chunks(flat.size, flat.size)
+        if chunks == 1:
+            _backward_range(dflat, flat, approximate == "tanh", dx, 0, flat.size)
+        else:
+            _backward_parallel(dflat, flat, approximate == "tanh", dx, chunks)
         return dx.reshape(x.shape)
     return gelu_backward_reference(dout, x, approximate)

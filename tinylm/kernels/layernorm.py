@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.kernels import parallel_chunks
 
 
 def layernorm_forward_reference(x, gamma, beta, eps: float):
@@ -43,11 +44,11 @@ if NUMBA_AVAILABLE:
 
     import numba
 
-    @numba.njit(cache=True, parallel=True)
-    def _layernorm_forward_numba(x, gamma, beta, eps, y, mean, rstd):
-        N, C = x.shape
-        for n in numba.prange(N):
-            s = 0.0
+    @numba.njit(cache=True)
+    def _forward_rows(x, gamma, beta, eps, y, mean, rstd, lo, hi):
+        C = x.shape[1]
+        for n in range(lo, hi):
+            s = 0.0                                     # float64 sums, also for float32 rows
             for c in range(C):
                 s += x[n, c]
             mu = s / C
@@ -61,42 +62,59 @@ if NUMBA_AVAILABLE:
             mean[n] = mu
             rstd[n] = r
 
+    @numba.njit(cache=True)
+    def _backward_rows(dy, x, mean, rstd, gamma, dx, dgamma, dbeta, lo, hi):
+        """dx for rows lo..hi-1; adds their share of dgamma and dbeta (float64 [C])."""
+        C = x.shape[1]
+        for n in range(lo, hi):
+            mu = mean[n]
+            r = rstd[n]
+            sg = 0.0
+            sgx = 0.0
+            for c in range(C):
+                xhat = (x[n, c] - mu) * r
+                g = dy[n, c] * gamma[c]
+                sg += g
+                sgx += g * xhat
+                dgamma[c] += dy[n, c] * xhat
+                dbeta[c] += dy[n, c]
+            sg /= C
+            sgx /= C
+            for c in range(C):
+                xhat = (x[n, c] - mu) * r
+                dx[n, c] = r * (dy[n, c] * gamma[c] - sg - xhat * sgx)
+
     @numba.njit(cache=True, parallel=True)
-    def _layernorm_backward_numba(dy, x, mean, rstd, gamma, dx, dgamma_rows, dbeta_rows):
-        # dgamma/dbeta are reduced over rows; each thread accumulates into its own chunk
-        # row of the partial-sum arrays, summed afterwards (no write conflicts).
-        N, C = x.shape
-        n_chunks = dgamma_rows.shape[0]
+    def _forward_parallel(x, gamma, beta, eps, y, mean, rstd, n_chunks):
+        N = x.shape[0]
         for k in numba.prange(n_chunks):
-            lo = k * N // n_chunks
-            hi = (k + 1) * N // n_chunks
-            for n in range(lo, hi):
-                mu = mean[n]
-                r = rstd[n]
-                sg = 0.0
-                sgx = 0.0
-                for c in range(C):
-                    xhat = (x[n, c] - mu) * r
-                    g = dy[n, c] * gamma[c]
-                    sg += g
-                    sgx += g * xhat
-                    dgamma_rows[k, c] += dy[n, c] * xhat
-                    dbeta_rows[k, c] += dy[n, c]
-                sg /= C
-                sgx /= C
-                for c in range(C):
-                    xhat = (x[n, c] - mu) * r
-                    dx[n, c] = r * (dy[n, c] * gamma[c] - sg - xhat * sgx)
+            _forward_rows(x, gamma, beta, eps, y, mean, rstd,
+                          k * N // n_chunks, (k + 1) * N // n_chunks)
+
+    @numba.njit(cache=True, parallel=True)
+    def _backward_parallel(dy, x, mean, rstd, gamma, dx, dgamma_parts, dbeta_parts):
+        # dgamma/dbeta sum over rows: each chunk adds into its own row of the partial sums,
+        # which are added up afterwards (no two threads write the same entry).
+        N = x.shape[0]
+        n_chunks = dgamma_parts.shape[0]
+        for k in numba.prange(n_chunks):
+            _backward_rows(dy, x, mean, rstd, gamma, dx, dgamma_parts[k], dbeta_parts[k],
+                           k * N // n_chunks, (k + 1) * N // n_chunks)
 
 
 def layernorm_forward(x, gamma, beta, eps: float):
     """x [N, C] -> (y [N, C], mean [N], rstd [N])."""
     if use_numba(x, gamma, beta):
         x = numpy.ascontiguousarray(x)
+        N, C = x.shape
         y = numpy.empty_like(x)
-        mean = numpy.empty(x.shape[0], dtype=x.dtype)
-        rstd = numpy.empty(x.shape[0], dtype=x.dtype)
-        _layernorm_forward_numba(x, gamma, beta, eps, y, mean, rstd)
+        mean = numpy.empty(N, dtype=x.dtype)
+        rstd = numpy.empty(N, dtype=x.dtype)
+        chunks = parallel_chunks(N * C, N)
+        if chunks == 1:
+            _forward_rows(x, gamma, beta, eps, y, mean, rstd, 0, N)
+        else:
+            _forward_parallel(x, gamma, beta, eps, y, mean, rstd, chunks)
         return y, mean, rstd
     return layernorm_forward_reference(x, gamma, beta, eps)
 
@@ -104,12 +122,16 @@ def layernorm_forward(x, gamma, beta, eps: float):
 def layernorm_backward(dy, x, mean, rstd, gamma):
     """-> (dx [N, C], dgamma [C], dbeta [C])."""
     if use_numba(dy, x, gamma):
-        import numba
-        dy = numpy.ascontiguousarray(dy)
-        n_chunks = max(1, min(x.shape[0], numba.get_num_threads() * 2))
+        dy, x = numpy.ascontiguousarray(dy), numpy.ascontiguousarray(x)
+        N, C = x.shape
         dx = numpy.empty_like(x)
-        dgamma_rows = numpy.zeros((n_chunks, x.shape[1]), dtype=x.dtype)
-        dbeta_rows = numpy.zeros((n_chunks, x.shape[1]), dtype=x.dtype)
-        _layernorm_backward_numba(dy, x, mean, rstd, gamma, dx, dgamma_rows, dbeta_rows)
-        return dx, dgamma_rows.sum(axis=0), dbeta_rows.sum(axis=0)
+        chunks = parallel_chunks(N * C, N)
+        dgamma_parts = numpy.zeros((chunks, C))                  # float64 partial sums [K, C]
+        dbeta_parts = numpy.zeros((chunks, C))
+        if chunks == 1:
+            _backward_rows(dy, x, mean, rstd, gamma, dx, dgamma_parts[0], dbeta_parts[0], 0, N)
+        else:
+            _backward_parallel(dy, x, mean, rstd, gamma, dx, dgamma_parts, dbeta_parts)
+        return (dx, dgamma_parts.sum(axis=0).astype(x.dtype),
+                dbeta_parts.sum(axis=0).astype(x.dtype))
     return layernorm_backward_reference(dy, x, mean, rstd, gamma)

@@ -1,8 +1,9 @@
 """The base class of every layer and model (layer 4).
 
 A ``Module`` owns ``Parameter``s and child ``Module``s, registered automatically when they
-are assigned as attributes (in assignment order, which fixes the order of
-``named_parameters()`` and of checkpoints). There is no autograd: a module's ``forward``
+are assigned as attributes. ``named_parameters()`` (and so every checkpoint) lists a module's
+own parameters first, then each child's, each group in assignment order -- PyTorch's order, so
+a PyTorch twin's parameters line up one for one. There is no autograd: a module's ``forward``
 keeps what its ``backward`` needs, and ``backward(dout)`` adds into each parameter's
 ``grad`` and returns the gradient of its input.
 
@@ -26,12 +27,15 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                f"before assigning {name!r}.")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            self._modules.pop(name, None)
+            self._parameters[name] = value          # a replacement keeps its place
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     # -- computation -------------------------------------------------------------------

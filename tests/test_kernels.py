@@ -1,0 +1,151 @@
+"""Each numba kernel equals its plain reference; ``TINYLM_KERNELS`` picks the path.
+
+Sizes are odd on purpose (rows and columns that divide into no thread chunk evenly); rows
+with ``ignore_index`` and repeated token ids are included. Both float32 and float64, and both
+numba paths: the serial kernel (small problems) and the parallel driver (forced here by
+setting the work threshold to 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinylm.kernels
+from tinylm import backend
+from tinylm.kernels import cross_entropy, embedding, gelu, layernorm
+
+pytestmark = pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
+
+DTYPES = [np.float32, np.float64]
+# Tolerances relative to the largest entry: the two paths sum in different orders (and
+# numba accumulates float32 rows in float64), so they agree to rounding, not bit for bit.
+REL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+@pytest.fixture(autouse=True)
+def auto_kernels(monkeypatch):
+    monkeypatch.setenv("TINYLM_KERNELS", "auto")
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def split(request, monkeypatch):
+    if request.param == "parallel":
+        monkeypatch.setattr(tinylm.kernels, "PARALLEL_MIN_WORK", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, d, vocab", [(1, 1, 1), (37, 13, 5), (301, 67, 1001)])
+def test_embedding_backward_numba_equals_reference(n, d, vocab, dtype, rng, assert_rel_close, split):
+    ids = rng.integers(0, max(1, vocab // 3), size=n)           # a third of the table: repeats
+    dout = rng.standard_normal((n, d)).astype(dtype)
+    assert backend.use_numba(ids, dout)
+    fast = embedding.embedding_backward(ids, dout, vocab)
+    slow = embedding.embedding_backward_reference(ids, dout, vocab)
+    assert fast.dtype == slow.dtype == dtype
+    assert_rel_close(fast, slow, REL[dtype], "dW")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, vocab", [(1, 2), (29, 7), (203, 1003)])
+def test_cross_entropy_numba_equals_reference(n, vocab, dtype, rng, assert_rel_close, split):
+    logits = (4.0 * rng.standard_normal((n, vocab))).astype(dtype)
+    targets = rng.integers(0, vocab, size=n)
+    targets[::3] = -100                                           # ignored rows
+    row_grad = np.where(targets != -100, rng.standard_normal(n), 0).astype(dtype)
+    loss_fast, lse_fast = cross_entropy.cross_entropy_forward(logits, targets, -100)
+    loss_slow, lse_slow = cross_entropy.cross_entropy_forward_reference(logits, targets, -100)
+    assert loss_fast.dtype == loss_slow.dtype == dtype
+    assert np.all(loss_fast[targets == -100] == 0)
+    assert_rel_close(loss_fast, loss_slow, REL[dtype], "row loss")
+    assert_rel_close(lse_fast, lse_slow, REL[dtype], "lse")
+    d_fast = cross_entropy.cross_entropy_backward(logits, lse_fast, targets, row_grad, -100)
+    d_slow = cross_entropy.cross_entropy_backward_reference(logits, lse_slow, targets, row_grad,
+                                                            -100)
+    assert d_fast.dtype == d_slow.dtype == dtype
+    assert np.all(d_fast[targets == -100] == 0)
+    assert_rel_close(d_fast, d_slow, REL[dtype], "dlogits")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, c", [(1, 3), (33, 17), (257, 385)])
+def test_layernorm_numba_equals_reference(n, c, dtype, rng, assert_rel_close, split):
+    x = (1.5 + 2.0 * rng.standard_normal((n, c))).astype(dtype)
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    dy = rng.standard_normal((n, c)).astype(dtype)
+    fast = layernorm.layernorm_forward(x, gamma, beta, 1e-5)
+    slow = layernorm.layernorm_forward_reference(x, gamma, beta, 1e-5)
+    for name, a, b in zip(("y", "mean", "rstd"), fast, slow):
+        assert a.dtype == b.dtype == dtype, name
+        assert_rel_close(a, b, REL[dtype], name)
+    grads_fast = layernorm.layernorm_backward(dy, x, fast[1], fast[2], gamma)
+    grads_slow = layernorm.layernorm_backward_reference(dy, x, slow[1], slow[2], gamma)
+    for name, a, b in zip(("dx", "dgamma", "dbeta"), grads_fast, grads_slow):
+        assert a.dtype == b.dtype == dtype, name
+        assert_rel_close(a, b, 10 * REL[dtype], name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+@pytest.mark.parametrize("shape", [(1,), (7, 13), (3, 5, 101)])
+def test_gelu_numba_equals_reference(shape, approximate, dtype, rng, assert_rel_close, split):
+    x = (3.0 * rng.standard_normal(shape)).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    fast = gelu.gelu_forward(x, approximate)
+    slow = gelu.gelu_forward_reference(x, approximate)
+    assert fast.shape == slow.shape == shape and fast.dtype == slow.dtype == dtype
+    # Measured against |x| and |dout|: for x << 0, gelu(x) is a tiny difference of O(|x|)
+    # terms, which the float32 reference rounds at the scale of |x|.
+    assert_rel_close(fast, slow, REL[dtype], "gelu", scale=np.abs(x).max())
+    d_fast = gelu.gelu_backward(dout, x, approximate)
+    d_slow = gelu.gelu_backward_reference(dout, x, approximate)
+    assert d_fast.dtype == d_slow.dtype == dtype
+    assert_rel_close(d_fast, d_slow, REL[dtype], "dgelu", scale=np.abs(dout).max())
+
+
+def test_kernels_accept_non_contiguous_inputs(rng, assert_rel_close):
+    logits = rng.standard_normal((9, 12))[:, ::2]                 # a strided view
+    targets = rng.integers(0, 6, size=9)
+    loss, lse = cross_entropy.cross_entropy_forward(logits, targets, -100)
+    assert_rel_close(loss, cross_entropy.cross_entropy_forward_reference(logits, targets, -100)[0],
+                     1e-13)
+    x = rng.standard_normal((5, 14))[:, ::2]
+    assert_rel_close(gelu.gelu_forward(x, "tanh"), gelu.gelu_forward_reference(x, "tanh"), 1e-13)
+
+
+# -- selection ---------------------------------------------------------------------------------
+
+NUMBA_FUNCTIONS = [   # (module, its serial numba kernel, a small call that reaches it)
+    (embedding, "_scatter_add_columns",
+     lambda rng: embedding.embedding_backward(rng.integers(0, 3, 4), rng.standard_normal((4, 2)),
+                                              3)),
+    (cross_entropy, "_forward_rows",
+     lambda rng: cross_entropy.cross_entropy_forward(rng.standard_normal((4, 3)),
+                                                     rng.integers(0, 3, 4), -100)),
+    (layernorm, "_forward_rows",
+     lambda rng: layernorm.layernorm_forward(rng.standard_normal((4, 3)), np.ones(3), np.zeros(3),
+                                             1e-5)),
+    (gelu, "_forward_range", lambda rng: gelu.gelu_forward(rng.standard_normal(5), "tanh")),
+]
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("the numba kernel ran")
+
+
+@pytest.mark.parametrize("module, numba_fn, call", NUMBA_FUNCTIONS,
+                         ids=[m.__name__.rsplit(".", 1)[1] for m, _, _ in NUMBA_FUNCTIONS])
+def test_tinylm_kernels_reference_never_runs_numba(module, numba_fn, call, monkeypatch, rng):
+    monkeypatch.setattr(module, numba_fn, _refuse)
+    with pytest.raises(AssertionError, match="numba kernel ran"):
+        call(rng)                                                 # auto: numba is used
+    monkeypatch.setenv("TINYLM_KERNELS", "reference")
+    assert not backend.use_numba(np.zeros(3))
+    call(rng)                                                     # reference: it is not
+
+
+def test_an_unknown_tinylm_kernels_value_raises_naming_the_variable(monkeypatch, rng):
+    monkeypatch.setenv("TINYLM_KERNELS", "fastest")
+    with pytest.raises(ValueError, match="TINYLM_KERNELS='fastest'"):
+        gelu.gelu_forward(rng.standard_normal(3), "tanh")

@@ -1,0 +1,86 @@
+"""The training loop: it learns, it resumes exactly, it refuses to continue a diverged run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinylm.train.loop as loop
+from tinylm.models.mlp_lm import MLPConfig, MLPLM
+from tinylm.train.config import TrainConfig
+
+
+def _ids(n=3000, V=12, seed=0):
+    """A learnable stream: mostly a repeating pattern, with some noise."""
+    rng = np.random.default_rng(seed)
+    ids = np.tile(np.arange(V), n // V + 1)[:n]
+    noise = rng.random(n) < 0.1
+    ids[noise] = rng.integers(0, V, noise.sum())
+    return ids.astype(np.int64)
+
+
+def _config(tmp_path, **overrides):
+    values = dict(batch_size=8, block_size=16, lr=3e-3, max_iters=40, eval_interval=10,
+                  eval_iters=4, schedule="cosine", warmup_iters=5, min_lr=3e-4, grad_clip=1.0,
+                  weight_decay=0.1, out_dir=str(tmp_path), progress=False, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _model():
+    return MLPLM(MLPConfig(vocab_size=12, context=4, embd=8, hidden=32, seed=1))
+
+
+def test_training_lowers_the_validation_loss(tmp_path):
+    ids = _ids()
+    run = loop.train(_model(), "mlp", _config(tmp_path, max_iters=60), ids[:2500], ids[2500:],
+                     log=lambda *_: None)
+    assert run.evals[-1]["val_loss"] < 0.7 * run.evals[0]["val_loss"]
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "ckpt.npz").exists()
+
+
+def test_interrupted_then_resumed_run_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    ids = _ids()
+    straight = loop.train(_model(), "mlp", _config(tmp_path / "a"), ids[:2500], ids[2500:],
+                          log=lambda *_: None)
+
+    real_step = loop.train_step
+
+    def crashing_step(model, optimizer, batcher, cfg, lr, xp, it):
+        if it == 27:
+            raise KeyboardInterrupt("simulated power cut")
+        return real_step(model, optimizer, batcher, cfg, lr, xp, it)
+
+    monkeypatch.setattr(loop, "train_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(_model(), "mlp", _config(tmp_path / "b"), ids[:2500], ids[2500:],
+                   log=lambda *_: None)
+    monkeypatch.setattr(loop, "train_step", real_step)
+    # a fresh process would rebuild the model from scratch: different init, same checkpoint
+    fresh = MLPLM(MLPConfig(vocab_size=12, context=4, embd=8, hidden=32, seed=99))
+    resumed = loop.train(fresh, "mlp", _config(tmp_path / "b"), ids[:2500], ids[2500:],
+                         resume=True, log=lambda *_: None)
+    assert resumed.train_losses == straight.train_losses
+    assert [e["val_loss"] for e in resumed.evals] == [e["val_loss"] for e in straight.evals]
+
+
+def test_diverged_loss_stops_with_a_clear_error(tmp_path):
+    model = _model()
+    model.w_out.data[:] = np.nan
+    ids = _ids()
+    with pytest.raises(loop.NonFiniteLossError, match="Lower the learning rate"):
+        loop.train(model, "mlp", _config(tmp_path, eval_interval=1000), ids[:2500], ids[2500:],
+                   log=lambda *_: None)
+
+
+def test_epochs_require_sequential_batching(tmp_path):
+    ids = _ids()
+    with pytest.raises(ValueError, match="sequential"):
+        loop.train(_model(), "mlp", _config(tmp_path, epochs=2), ids[:2500], ids[2500:],
+                   log=lambda *_: None)
+
+
+def test_unknown_settings_are_named():
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 1.0})

@@ -1,0 +1,217 @@
+"""``tinylm bench kernels``: each numba kernel against its plain reference (and PyTorch's CPU
+equivalent, when torch is installed) at the sizes training actually uses.
+
+    tinylm bench kernels                  float32, best of 5 after a warm-up
+    tinylm bench kernels --json           the same figures as one JSON object
+    tinylm bench kernels --quick          tiny sizes (a smoke test, not a measurement)
+
+Every timing is the best of ``--repeat`` runs after one untimed warm-up call (which also
+compiles or loads the numba code), so compilation never counts. A slow path stops repeating
+once it has used ``--budget`` seconds. What each row times:
+
+* embedding backward: dW = scatter-add of dout [N, D] into [V, D]
+  (torch: ``zeros(V, D).index_add_(0, ids, dout)``, the same scatter-add);
+* cross-entropy: forward and backward over logits [N, V]
+  (torch: ``F.cross_entropy`` and ``.backward()``);
+* layernorm: forward and backward over x [N, C] (torch: ``F.layer_norm``, ``.backward(dy)``);
+* gelu: forward and backward over x [B*T*4C] (torch: ``F.gelu``, ``.backward(dout)``).
+
+Chapter 11 (efficiency) discusses the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy
+
+from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
+from tinylm.kernels import cross_entropy, embedding, gelu, layernorm
+
+# (kernel, sizes) at realistic training sizes: B*T rows of a char-level (V=65) or word-level
+# (V=10000) model with C=384 features, and the 4C-wide MLP activations of such a GPT.
+CASES = [
+    ("embedding", dict(N=12 * 64, D=384, V=65)),
+    ("embedding", dict(N=12 * 64, D=384, V=10000)),
+    ("embedding", dict(N=64 * 256, D=384, V=65)),
+    ("embedding", dict(N=64 * 256, D=384, V=10000)),
+    ("cross_entropy", dict(N=64 * 256, V=65)),
+    ("cross_entropy", dict(N=20 * 35, V=10000)),
+    ("layernorm", dict(N=64 * 256, C=384)),
+    ("gelu", dict(size=64 * 256 * 1536, approximate="tanh")),
+    ("gelu", dict(size=64 * 256 * 1536, approximate="none")),
+]
+QUICK = {"embedding": dict(N=50, D=8, V=11), "cross_entropy": dict(N=40, V=9),
+         "layernorm": dict(N=30, C=16), "gelu": dict(size=1000)}
+
+
+def case_name(kind: str, sizes: dict) -> str:
+    return kind + " " + " ".join(f"{k}={v}" for k, v in sizes.items())
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per path (best is kept)")
+    parser.add_argument("--budget", type=float, default=3.0,
+                        help="seconds after which a slow path stops repeating")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test only")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+
+
+def best_ms(fn, repeat: int, budget: float) -> float:
+    """Best wall time of ``fn()`` in milliseconds, after one untimed warm-up call."""
+    fn()
+    best, spent = float("inf"), 0.0
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed), spent + elapsed
+        if spent > budget:
+            break
+    return 1e3 * best
+
+
+# -- each kernel: (reference thunk, dispatching thunk, torch thunk or None) ----------------------
+
+def _embedding(rng, dtype, torch, N, D, V, **_):
+    ids = rng.integers(0, V, size=N)
+    dout = rng.standard_normal((N, D)).astype(dtype)
+    reference = lambda: embedding.embedding_backward_reference(ids, dout, V)  # noqa: E731
+    fast = lambda: embedding.embedding_backward(ids, dout, V)                 # noqa: E731
+    if torch is None:
+        return reference, fast, None
+    t_ids, t_dout = torch.from_numpy(ids), torch.from_numpy(dout)
+    return reference, fast, lambda: torch.zeros(V, D, dtype=t_dout.dtype).index_add_(0, t_ids,
+                                                                                      t_dout)
+
+
+def _cross_entropy(rng, dtype, torch, N, V, **_):
+    logits = (2.0 * rng.standard_normal((N, V))).astype(dtype)
+    targets = rng.integers(0, V, size=N)
+    row_grad = numpy.full(N, 1.0 / N, dtype=dtype)
+
+    def run(forward, backward):
+        def both():
+            _, lse = forward(logits, targets, -100)
+            return backward(logits, lse, targets, row_grad, -100)
+        return both
+
+    reference = run(cross_entropy.cross_entropy_forward_reference,
+                    cross_entropy.cross_entropy_backward_reference)
+    fast = run(cross_entropy.cross_entropy_forward, cross_entropy.cross_entropy_backward)
+    if torch is None:
+        return reference, fast, None
+    t_logits = torch.from_numpy(logits).requires_grad_()
+    t_targets = torch.from_numpy(targets)
+
+    def torch_both():
+        t_logits.grad = None
+        torch.nn.functional.cross_entropy(t_logits, t_targets).backward()
+    return reference, fast, torch_both
+
+
+def _layernorm(rng, dtype, torch, N, C, **_):
+    x = rng.standard_normal((N, C)).astype(dtype)
+    gamma, beta = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    dy = rng.standard_normal((N, C)).astype(dtype)
+
+    def run(forward, backward):
+        def both():
+            _, mean, rstd = forward(x, gamma, beta, 1e-5)
+            return backward(dy, x, mean, rstd, gamma)
+        return both
+
+    reference = run(layernorm.layernorm_forward_reference, layernorm.layernorm_backward_reference)
+    fast = run(layernorm.layernorm_forward, layernorm.layernorm_backward)
+    if torch is None:
+        return reference, fast, None
+    t_x, t_gamma, t_beta = (torch.from_numpy(a).requires_grad_() for a in (x, gamma, beta))
+    t_dy = torch.from_numpy(dy)
+
+    def torch_both():
+        for t in (t_x, t_gamma, t_beta):
+            t.grad = None
+        torch.nn.functional.layer_norm(t_x, (C,), t_gamma, t_beta, 1e-5).backward(t_dy)
+    return reference, fast, torch_both
+
+
+def _gelu(rng, dtype, torch, size, approximate="tanh", **_):
+    x = rng.standard_normal(size).astype(dtype)
+    dout = rng.standard_normal(size).astype(dtype)
+
+    def run(forward, backward):
+        def both():
+            forward(x, approximate)
+            return backward(dout, x, approximate)
+        return both
+
+    reference = run(gelu.gelu_forward_reference, gelu.gelu_backward_reference)
+    fast = run(gelu.gelu_forward, gelu.gelu_backward)
+    if torch is None:
+        return reference, fast, None
+    t_x, t_dout = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dout)
+
+    def torch_both():
+        t_x.grad = None
+        torch.nn.functional.gelu(t_x, approximate=approximate).backward(t_dout)
+    return reference, fast, torch_both
+
+
+BUILDERS = {"embedding": _embedding, "cross_entropy": _cross_entropy,
+            "layernorm": _layernorm, "gelu": _gelu}
+
+
+def _import_torch(skip: bool):
+    if skip:
+        return None
+    try:
+        import torch  # optional: the benchmark's third column
+    except ImportError:
+        return None
+    return torch
+
+
+def _machine(torch) -> dict:
+    info = {"cpus": os.cpu_count(), "numba": NUMBA_AVAILABLE}
+    if NUMBA_AVAILABLE:
+        import numba
+        info["numba_threads"] = numba.get_num_threads()
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def run(args) -> dict:
+    if not NUMBA_AVAILABLE:
+        raise SystemExit("tinylm bench kernels compares the numba kernels with their references; "
+                         "pip install numba first.")
+    os.environ[KERNEL_ENV_VAR] = "auto"      # the dispatching path must pick numba here
+    torch = _import_torch(args.no_torch)
+    dtype = numpy.dtype(args.dtype)
+    rng = default_rng(0)
+    rows = {}
+    for kind, sizes in CASES:
+        sizes = {**sizes, **QUICK[kind]} if args.quick else sizes
+        name = case_name(kind, sizes)
+        reference, fast, torch_fn = BUILDERS[kind](rng, dtype, torch, **sizes)
+        ref_ms = best_ms(reference, args.repeat, args.budget)
+        numba_ms = best_ms(fast, args.repeat, args.budget)
+        row = {"reference_ms": round(ref_ms, 3), "numba_ms": round(numba_ms, 3),
+               "speedup_vs_reference": round(ref_ms / numba_ms, 2)}
+        if torch_fn is not None:
+            torch_ms = best_ms(torch_fn, args.repeat, args.budget)
+            row["torch_ms"] = round(torch_ms, 3)
+            row["numba_vs_torch"] = round(torch_ms / numba_ms, 2)
+        rows[name] = row if args.json else _describe(row)
+    return {"dtype": args.dtype, "machine": _machine(torch), **rows}
+
+
+def _describe(row: dict) -> str:
+    text = (f"reference {row['reference_ms']:9.2f} ms   numba {row['numba_ms']:8.2f} ms "
+            f"({row['speedup_vs_reference']:6.1f}x)")
+    if "torch_ms" in row:
+        text += f"   torch {row['torch_ms']:8.2f} ms (numba {row['numba_vs_torch']:.2f}x torch's speed)"
+    return text

@@ -1,0 +1,102 @@
+"""Gated recurrent unit (Cho et al. 2014), in PyTorch's variant, one step and a whole
+sequence (BPTT).
+
+One step, with x_t [B, I], h_{t-1} [B, H], W_x [I, 3H], W_h [H, 3H], b_x, b_h [3H] and the
+three gate blocks side by side in PyTorch's order (r, z, n):
+
+    r_t = s(x_t W_xr + b_xr + h_{t-1} W_hr + b_hr)               reset gate
+    z_t = s(x_t W_xz + b_xz + h_{t-1} W_hz + b_hz)               update gate
+    n_t = tanh(x_t W_xn + b_xn + r_t * (h_{t-1} W_hn + b_hn))    candidate
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+Two conventions to know. (1) The reset gate multiplies h_{t-1} W_hn + b_hn, *after* the
+matmul (PyTorch, cuDNN); Cho et al. wrote (r * h_{t-1}) W_hn, *before* it. The two are
+different functions, so parity with PyTorch needs this one -- and it is why b_hn cannot be
+folded into b_xn, so both bias vectors are kept. (2) z weights the *old* state (PyTorch);
+some texts write h_t = z n + (1 - z) h_{t-1}, which just renames z as 1 - z.
+
+Backward for one step, with m = h_{t-1} W_hn + b_hn and dh_t = dL/dh_t (all paths):
+
+    da_n = dh_t * (1 - z) * (1 - n^2)         da_z = dh_t * (h_{t-1} - n) * z (1 - z)
+    da_r = da_n * m * r (1 - r)
+    d(x W_x + b_x) = [da_r, da_z, da_n],      d(h W_h + b_h) = [da_r, da_z, da_n * r]
+    dh_{t-1} = dh_t * z + d(h W_h + b_h) W_h^T
+
+The direct path dh_t * z is the GRU's version of the LSTM's cell: with z near 1 the gradient
+passes back unchanged.
+
+Relation to PyTorch (torch.nn.GRU): W_x = weight_ih_l{k}.T, W_h = weight_hh_l{k}.T,
+b_x = bias_ih_l{k}, b_h = bias_hh_l{k}. Sequences are time-major [T, B, I]; see
+tinylm/functional/rnn.py for the layout and the speed notes. Chapter 06.
+"""
+
+from __future__ import annotations
+
+from tinylm.backend import get_array_module
+from tinylm.functional.rnn import (check_cell_inputs, check_sequence_inputs, input_projection,
+                                   recurrent_inputs, weight_gradients)
+from tinylm.gradcheck import GradcheckCase
+from tinylm.kernels import recurrent as kernels
+
+
+def gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
+    """One step. x [B, I], h_prev [B, H] -> (h [B, H], cache)."""
+    check_cell_inputs("gru_cell", x, (h_prev,), W_x, W_h, 3)
+    xp = get_array_module(x)
+    gates = x @ W_x + b_x                                   # [B, 3H]: x W_x + b_x, then r, z, n
+    hn, h = xp.empty_like(h_prev), xp.empty_like(h_prev)    # hn = h_prev W_hn + b_hn
+    kernels.gru_step_forward(gates, h_prev @ W_h, b_h, h_prev, hn, h)
+    return h, (x, h_prev, W_x, W_h, gates, hn)
+
+
+def gru_cell_backward(dh, cache):
+    """dh [B, H] -> (dx, dh_prev, dW_x, dW_h, db_x, db_h)."""
+    x, h_prev, W_x, W_h, gates, hn = cache
+    xp = get_array_module(x)
+    dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)   # [B, 3H]
+    dh_prev = xp.zeros_like(h_prev)                         # becomes the direct part dh * z
+    kernels.gru_step_backward(dh, dh_prev, gates, h_prev, hn, dxg, dhg)
+    dh_prev += dhg @ W_h.T
+    return (dxg @ W_x.T, dh_prev, x.T @ dxg, h_prev.T @ dhg,
+            dxg.sum(axis=0), dhg.sum(axis=0))
+
+
+def gru_forward(x, h0, W_x, W_h, b_x, b_h):
+    """A whole sequence. x [T, B, I], h0 [B, H] or None (zeros) -> (hs [T, B, H], cache);
+    the final state is hs[-1]."""
+    xp = get_array_module(x)
+    T, B, _ = check_sequence_inputs("gru", x, W_x, W_h, 3)
+    H = W_h.shape[0]
+    gates = input_projection(x, W_x, b_x)                   # [T, B, 3H]: x W_x + b_x, then r, z, n
+    hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
+    hns = xp.empty((T, B, H), dtype=x.dtype)                # h_{t-1} W_hn + b_hn, for the backward
+    hs[0] = 0 if h0 is None else h0
+    hg = xp.empty((B, 3 * H), dtype=x.dtype)                # h_{t-1} W_h, reused every step
+    for t in range(T):
+        xp.matmul(hs[t], W_h, out=hg)
+        kernels.gru_step_forward(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
+    return hs[1:], (x, W_x, W_h, gates, hs, hns)
+
+
+def gru_backward(dhs, cache):
+    """dhs [T, B, H] -> (dx [T, B, I], dh0 [B, H], dW_x, dW_h, db_x, db_h)."""
+    x, W_x, W_h, gates, hs, hns = cache
+    xp = get_array_module(x)
+    dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)   # [T, B, 3H]
+    dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
+    recurrent = xp.empty_like(dh_next)                      # d(h W_h + b_h) W_h^T, reused
+    for t in reversed(range(gates.shape[0])):
+        kernels.gru_step_backward(dhs[t], dh_next, gates[t], hs[t], hns[t], dxg[t], dhg[t])
+        xp.matmul(dhg[t], W_h.T, out=recurrent)
+        dh_next += recurrent
+    dx, dW_x, dW_h, db_x = weight_gradients(x, hs[:-1], W_x, dxg, dhg)
+    return dx, dh_next, dW_x, dW_h, db_x, dhg.sum(axis=(0, 1))
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    biases = ("b_x", "b_h")
+    return [GradcheckCase("gru_cell", gru_cell_forward, gru_cell_backward,
+                          lambda rng: recurrent_inputs(rng, (3, 4), 3, 3, "h_prev", biases=biases)),
+            GradcheckCase("gru", gru_forward, gru_backward,
+                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 3, 3, "h0", biases=biases))]

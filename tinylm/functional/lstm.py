@@ -1,0 +1,109 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et
+al. 2000), one step and a whole sequence (BPTT).
+
+One step, with x_t [B, I], h_{t-1}, c_{t-1} [B, H], W_x [I, 4H], W_h [H, 4H], b [4H] and
+the four gate blocks side by side in PyTorch's order (i, f, g, o):
+
+    a_t = x_t W_x + h_{t-1} W_h + b = [a_i, a_f, a_g, a_o]
+    i_t = s(a_i)      input gate            f_t = s(a_f)      forget gate
+    g_t = tanh(a_g)   candidate cell        o_t = s(a_o)      output gate
+    c_t = f_t * c_{t-1} + i_t * g_t                            (the cell: a gated sum)
+    h_t = o_t * tanh(c_t)
+
+(s is the logistic sigmoid, * the element-wise product.) The cell state c is updated
+additively: the old memory is kept in proportion f and new content written in proportion i.
+There is no "(1 - f)" term and no extra weight matrix producing h from c.
+
+Backward for one step, given dh_t and dc_t arriving from step t+1 and from the output:
+
+    dc   = dc_t + dh_t * o_t * (1 - tanh(c_t)^2)          (both paths into c_t)
+    da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
+    da_i = dc * g_t * i_t (1 - i_t)       da_f = dc * c_{t-1} * f_t (1 - f_t)
+    da_g = dc * i_t * (1 - g_t^2)
+    dc_{t-1} = dc * f_t,   dh_{t-1} = da_t W_h^T,   dx_t = da_t W_x^T,
+    dW_x = x_t^T da_t,     dW_h = h_{t-1}^T da_t,   db = sum over rows of da_t
+
+dc_{t-1} = dc * f_t is the point of the LSTM: along the cell the gradient is scaled by the
+forget gate only (no weight matrix, no tanh'), so with f near 1 it survives many steps.
+
+Relation to PyTorch (torch.nn.LSTM): same gate order; W_x = weight_ih_l{k}.T,
+W_h = weight_hh_l{k}.T, b = bias_ih_l{k} + bias_hh_l{k}. Sequences are time-major
+[T, B, I]; see tinylm/functional/rnn.py for the layout and the speed notes, and
+tinylm/kernels/recurrent.py for the fused gate kernels. Chapter 06.
+"""
+
+from __future__ import annotations
+
+from tinylm.backend import get_array_module
+from tinylm.functional.rnn import (check_cell_inputs, check_sequence_inputs, input_projection,
+                                   recurrent_inputs, weight_gradients)
+from tinylm.gradcheck import GradcheckCase
+from tinylm.kernels import recurrent as kernels
+
+
+def lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
+    """One step. x [B, I], h_prev, c_prev [B, H] -> ((h, c) [B, H] each, cache)."""
+    check_cell_inputs("lstm_cell", x, (h_prev, c_prev), W_x, W_h, 4)
+    xp = get_array_module(x)
+    gates = x @ W_x + b                                     # [B, 4H]: x W_x + b, then i, f, g, o
+    c, tanh_c, h = (xp.empty_like(c_prev) for _ in range(3))
+    kernels.lstm_step_forward(gates, h_prev @ W_h, c_prev, c, tanh_c, h)
+    return (h, c), (x, h_prev, c_prev, W_x, W_h, gates, tanh_c)
+
+
+def lstm_cell_backward(dout, cache):
+    """dout = (dh, dc) [B, H] each (dc may be None) -> (dx, dh_prev, dc_prev, dW_x, dW_h, db)."""
+    x, h_prev, c_prev, W_x, W_h, gates, tanh_c = cache
+    xp = get_array_module(x)
+    dh, dc = dout
+    dc_prev = xp.zeros_like(c_prev) if dc is None else dc.astype(c_prev.dtype, copy=True)
+    da = xp.empty_like(gates)                               # [B, 4H]
+    kernels.lstm_step_backward(dh, xp.zeros_like(dh), dc_prev, gates, c_prev, tanh_c, da)
+    return da @ W_x.T, da @ W_h.T, dc_prev, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+
+
+def lstm_forward(x, h0, c0, W_x, W_h, b):
+    """A whole sequence. x [T, B, I], h0, c0 [B, H] or None (zeros)
+    -> ((hs, cs) [T, B, H] each, cache); the final state is (hs[-1], cs[-1])."""
+    xp = get_array_module(x)
+    T, B, _ = check_sequence_inputs("lstm", x, W_x, W_h, 4)
+    H = W_h.shape[0]
+    gates = input_projection(x, W_x, b)                     # [T, B, 4H]: x W_x + b, then i, f, g, o
+    hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
+    cs = xp.empty((T + 1, B, H), dtype=x.dtype)             # cs[0] = c0, cs[t+1] = c_t
+    tanh_cs = xp.empty((T, B, H), dtype=x.dtype)            # tanh(c_t), kept for the backward
+    hs[0] = 0 if h0 is None else h0
+    cs[0] = 0 if c0 is None else c0
+    hg = xp.empty((B, 4 * H), dtype=x.dtype)                # h_{t-1} W_h, reused every step
+    for t in range(T):
+        xp.matmul(hs[t], W_h, out=hg)
+        kernels.lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+    return (hs[1:], cs[1:]), (x, W_x, W_h, gates, hs, cs, tanh_cs)
+
+
+def lstm_backward(dout, cache):
+    """dout = (dhs, dcs) [T, B, H] each; dcs may be None (only the final state's cell is
+    normally used: dcs is zero but for dcs[-1]) -> (dx [T, B, I], dh0, dc0 [B, H], dW_x,
+    dW_h, db)."""
+    x, W_x, W_h, gates, hs, cs, tanh_cs = cache
+    xp = get_array_module(x)
+    dhs, dcs = dout
+    da = xp.empty_like(gates)                               # dL/da_t for every step
+    dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
+    dc = xp.zeros_like(cs[0])                               # dL/dc_t arriving from step t+1
+    for t in reversed(range(gates.shape[0])):
+        if dcs is not None:
+            dc += dcs[t]
+        kernels.lstm_step_backward(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
+        xp.matmul(da[t], W_h.T, out=dh_next)
+    dx, dW_x, dW_h, db = weight_gradients(x, hs[:-1], W_x, da, da)
+    return dx, dh_next, dc, dW_x, dW_h, db
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py). The outputs (h, c)
+    are checked together: the upstream gradient covers both."""
+    return [GradcheckCase("lstm_cell", lstm_cell_forward, lstm_cell_backward,
+                          lambda rng: recurrent_inputs(rng, (3, 4), 3, 4, "h_prev", "c_prev")),
+            GradcheckCase("lstm", lstm_forward, lstm_backward,
+                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 3, 4, "h0", "c0"))]

@@ -1,0 +1,161 @@
+"""The simple (Elman) recurrent network with tanh, one step and a whole sequence (BPTT).
+
+One step, with x_t [B, I], h_{t-1} [B, H], W_x [I, H], W_h [H, H], b [H]:
+
+    a_t = x_t W_x + h_{t-1} W_h + b,        h_t = tanh(a_t)
+
+Its backward, given dh_t = dL/dh_t (all the paths that reach h_t):
+
+    da_t = dh_t (1 - h_t^2)
+    dx_t = da_t W_x^T,   dh_{t-1} = da_t W_h^T,   dW_x = x_t^T da_t,   dW_h = h_{t-1}^T da_t,
+    db = sum over rows of da_t
+
+Backpropagation through time (BPTT) is the same rule applied from t = T down to 1, where
+h_t feeds both the output (gradient dhs_t from above) and the next step (da_{t+1} W_h^T):
+
+    dh_t = dhs_t + da_{t+1} W_h^T,   and the weight gradients are sums over t.
+
+The sequence starts from a state h0 passed in (zeros when None) and ends at hs[-1], the
+state to carry into the next batch; the backward returns dh0 too. Truncated BPTT carries
+hs[-1] forward as a plain array and ignores dh0: the gradient stops at the batch boundary.
+
+Because every step multiplies the gradient by W_h^T diag(1 - h_t^2), its size changes
+geometrically with the distance back in time: the vanishing (or exploding) gradient.
+Chapter 06 derives this and plots it.
+
+Relation to PyTorch (torch.nn.RNN, nonlinearity="tanh"): W_x = weight_ih_l{k}.T,
+W_h = weight_hh_l{k}.T, b = bias_ih_l{k} + bias_hh_l{k} (the two biases only ever appear as
+a sum, so dL/d(bias_ih) = dL/d(bias_hh) = db).
+
+Sequences are time-major, x [T, B, I], like PyTorch's default and cuDNN: each step's rows
+are then one contiguous block, which the per-step matmul and kernel want. The layers in
+tinylm/nn/recurrent.py accept batch-first input and transpose. The speed comes from:
+x W_x + b for all T steps in one matmul before the loop; per step only h W_h (into a
+preallocated buffer) and one fused kernel (tinylm/kernels/recurrent.py); after the loop the
+weight gradients as single matmuls over all T * B rows.
+
+The helpers at the bottom are shared by tinylm/functional/lstm.py and gru.py.
+"""
+
+from __future__ import annotations
+
+from tinylm.backend import get_array_module
+from tinylm.gradcheck import GradcheckCase
+from tinylm.kernels import recurrent as kernels
+
+
+def rnn_cell_forward(x, h_prev, W_x, W_h, b):
+    """One step. x [B, I], h_prev [B, H] -> (h [B, H], cache)."""
+    check_cell_inputs("rnn_cell", x, (h_prev,), W_x, W_h, 1)
+    xp = get_array_module(x)
+    pre = x @ W_x + b                                       # [B, H]
+    h = xp.empty_like(h_prev)                               # [B, H]
+    kernels.rnn_step_forward(pre, h_prev @ W_h, h)
+    return h, (x, h_prev, W_x, W_h, h)
+
+
+def rnn_cell_backward(dh, cache):
+    """dh [B, H] -> (dx, dh_prev, dW_x, dW_h, db)."""
+    x, h_prev, W_x, W_h, h = cache
+    xp = get_array_module(dh)
+    da = xp.empty_like(h)                                   # [B, H]
+    kernels.rnn_step_backward(dh, xp.zeros_like(dh), h, da)
+    return da @ W_x.T, da @ W_h.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+
+
+def rnn_forward(x, h0, W_x, W_h, b):
+    """A whole sequence. x [T, B, I], h0 [B, H] or None (zeros) -> (hs [T, B, H], cache).
+
+    The final state is hs[-1], so its gradient is simply part of dhs[-1]."""
+    xp = get_array_module(x)
+    T, B, _ = check_sequence_inputs("rnn", x, W_x, W_h, 1)
+    H = W_h.shape[0]
+    pre = input_projection(x, W_x, b)                       # [T, B, H]
+    hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
+    hs[0] = 0 if h0 is None else h0
+    hg = xp.empty((B, H), dtype=x.dtype)                    # h_{t-1} W_h, reused
+    for t in range(T):
+        xp.matmul(hs[t], W_h, out=hg)
+        kernels.rnn_step_forward(pre[t], hg, hs[t + 1])
+    return hs[1:], (x, W_x, W_h, hs)
+
+
+def rnn_backward(dhs, cache):
+    """dhs [T, B, H] -> (dx [T, B, I], dh0 [B, H], dW_x, dW_h, db)."""
+    x, W_x, W_h, hs = cache
+    xp = get_array_module(x)
+    da = xp.empty_like(hs[1:])                              # dL/da_t for every step
+    dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
+    for t in reversed(range(da.shape[0])):
+        kernels.rnn_step_backward(dhs[t], dh_next, hs[t + 1], da[t])
+        xp.matmul(da[t], W_h.T, out=dh_next)
+    dx, dW_x, dW_h, db = weight_gradients(x, hs[:-1], W_x, da, da)
+    return dx, dh_next, dW_x, dW_h, db
+
+
+def gradcheck_cases():
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    return [GradcheckCase("rnn_cell", rnn_cell_forward, rnn_cell_backward,
+                          lambda rng: recurrent_inputs(rng, (3, 4), 3, 1, "h_prev")),
+            GradcheckCase("rnn", rnn_forward, rnn_backward,
+                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 4, 1, "h0"))]
+
+
+# -- shared by the three cells -------------------------------------------------------------
+
+def check_cell_inputs(name, x, states, W_x, W_h, gates: int):
+    """Clear errors for the shapes of one step's arrays."""
+    H = W_h.shape[0]
+    if W_x.shape[1] != gates * H or W_h.shape != (H, gates * H):
+        raise ValueError(f"{name}: W_x {W_x.shape} and W_h {W_h.shape} must be [I, {gates}H] "
+                         f"and [H, {gates}H] with the same H (gate blocks side by side).")
+    if x.ndim != 2 or x.shape[1] != W_x.shape[0]:
+        raise ValueError(f"{name}: x must be [batch, {W_x.shape[0]}], got {x.shape}.")
+    for s in states:
+        if s.shape != (x.shape[0], H):
+            raise ValueError(f"{name}: state must be [batch, hidden] = {(x.shape[0], H)}, "
+                             f"got {s.shape}.")
+
+
+def check_sequence_inputs(name, x, W_x, W_h, gates: int):
+    """x must be time-major [T, B, I]; returns (T, B, I)."""
+    if x.ndim != 3:
+        raise ValueError(f"{name}: x must be time-major [T, B, I], got shape {x.shape}; "
+                         "the batch-first layers in tinylm.nn.recurrent transpose for you.")
+    check_cell_inputs(name, x[0], (), W_x, W_h, gates)
+    return x.shape
+
+
+def recurrent_inputs(rng, x_shape, H: int, gates: int, *states, biases=("b",)):
+    """Small float64 inputs for a gradient check: x, the named states [B, H], W_x, W_h and
+    the biases (scaled by 0.5 so the gates are neither saturated nor linear)."""
+    B, I = x_shape[-2], x_shape[-1]
+    inputs = {"x": rng.standard_normal(x_shape)}
+    inputs.update({name: rng.standard_normal((B, H)) for name in states})
+    inputs["W_x"] = 0.5 * rng.standard_normal((I, gates * H))
+    inputs["W_h"] = 0.5 * rng.standard_normal((H, gates * H))
+    inputs.update({name: 0.5 * rng.standard_normal(gates * H) for name in biases})
+    return inputs
+
+
+def input_projection(x, W_x, b):
+    """x [T, B, I] -> x W_x + b [T, B, G*H] for all steps in one matmul."""
+    T, B, I = x.shape
+    pre = x.reshape(T * B, I) @ W_x                         # [T*B, G*H]
+    pre += b
+    return pre.reshape(T, B, W_x.shape[1])
+
+
+def weight_gradients(x, h_prev, W_x, dxg, dhg):
+    """Sum the per-step gradients over all T * B rows in single matmuls.
+
+    x [T, B, I], h_prev [T, B, H] (h_{t-1} for each t), dxg = dL/d(x W_x + b_x),
+    dhg = dL/d(h W_h + b_h), both [T, B, G*H] -> (dx, dW_x, dW_h, db_x)."""
+    T, B, I = x.shape
+    G = dxg.shape[2]
+    dxg2 = dxg.reshape(T * B, G)                            # [T*B, G*H]
+    dhg2 = dhg.reshape(T * B, G)
+    dx = (dxg2 @ W_x.T).reshape(T, B, I)                    # [T, B, I]
+    dW_x = x.reshape(T * B, I).T @ dxg2                     # [I, G*H]
+    dW_h = h_prev.reshape(T * B, h_prev.shape[2]).T @ dhg2  # [H, G*H]
+    return dx, dW_x, dW_h, dxg2.sum(axis=0)

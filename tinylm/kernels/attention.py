@@ -1,0 +1,266 @@
+"""Causal multi-head self-attention on a packed QKV array, forward and backward.
+
+The input is what a fused QKV projection produces, ``qkv = x W_qkv + b`` of shape
+[B, T, 3D]: columns [0, D) are the queries, [D, 2D) the keys, [2D, 3D) the values, and head
+h owns the columns h*hd .. (h+1)*hd - 1 of each third (hd = D / H). Per batch row b and
+head h, with q_i, k_j, v_j the hd-vectors of positions i and j:
+
+    s_ij = (q_i . k_j) / sqrt(hd)                 for j <= i  (causal: no peeking ahead)
+    P_ij = exp(s_ij - m_i) / sum_{j' <= i} exp(s_ij' - m_i),     m_i = max_j s_ij
+    y_i  = sum_{j <= i} P_ij M_ij v_j             (M: optional scaled dropout keep-mask)
+
+Backward, given dy_i (chapter 07 derives each line):
+
+    dv_j  = sum_i P_ij M_ij dy_i
+    dP_ij = M_ij (dy_i . v_j)
+    dS_ij = P_ij (dP_ij - D_i),     D_i = sum_j P_ij dP_ij        (softmax Jacobian)
+    dq_i  = sum_j dS_ij k_j / sqrt(hd),      dk_j = sum_i dS_ij q_i / sqrt(hd)
+
+The attention probabilities P [B, H, T, T] (zero above the diagonal) are kept for the
+backward pass and for plotting; they are small for the context lengths tinylm trains.
+
+Two implementations with one contract:
+
+* ``*_reference``: array-module code (NumPy or CuPy) that splits the heads, forms the
+  masked score matrix and applies softmax -- the specification.
+* ``*_numba``: one fused loop nest per (batch, head), run in parallel over B*H. It reads
+  the heads straight out of ``qkv`` and writes straight into y [B, T, D] / dqkv [B, T, 3D]
+  (no head transposes), touches only the causal triangle, and never forms the score
+  matrix separately from P. Scores are computed against a transposed key tile so that the
+  innermost loops run over contiguous memory and vectorise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+
+
+def _check_qkv(qkv, n_head: int):
+    if qkv.ndim != 3 or qkv.shape[2] % 3 != 0:
+        raise ValueError(f"attention: qkv must be [B, T, 3*D], got shape {qkv.shape}.")
+    D = qkv.shape[2] // 3
+    if D % n_head != 0:
+        raise ValueError(f"attention: embedding size {D} is not divisible by n_head={n_head}; "
+                         "choose n_head that divides the model width.")
+    return qkv.shape[0], qkv.shape[1], D, D // n_head
+
+
+# -- reference: the specification ------------------------------------------------------------
+
+def _split_heads(qkv, n_head: int):
+    """qkv [B, T, 3D] -> q, k, v, each [B, H, T, hd]."""
+    B, T, D, hd = _check_qkv(qkv, n_head)
+    heads = qkv.reshape(B, T, 3, n_head, hd).transpose(2, 0, 3, 1, 4)   # [3, B, H, T, hd]
+    return heads[0], heads[1], heads[2]
+
+
+def _merge_heads(y):
+    """y [B, H, T, hd] -> [B, T, H*hd]."""
+    B, H, T, hd = y.shape
+    return y.transpose(0, 2, 1, 3).reshape(B, T, H * hd)
+
+
+def causal_attention_forward_reference(qkv, n_head: int, drop_mask=None):
+    """qkv [B, T, 3D] -> (y [B, T, D], att [B, H, T, T])."""
+    xp = get_array_module(qkv)
+    q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] each
+    T, hd = q.shape[2], q.shape[3]
+    scores = (q @ k.swapaxes(-1, -2)) * qkv.dtype.type(1.0 / math.sqrt(hd))   # [B, H, T, T]
+    allowed = xp.tril(xp.ones((T, T), dtype=bool))                     # [T, T]
+    scores = xp.where(allowed, scores, -xp.inf)
+    e = xp.exp(scores - scores.max(axis=-1, keepdims=True))            # [B, H, T, T]
+    att = e / e.sum(axis=-1, keepdims=True)                            # rows sum to 1
+    weights = att if drop_mask is None else att * drop_mask            # [B, H, T, T]
+    return _merge_heads(weights @ v), att                              # [B, T, D]
+
+
+def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=None):
+    """dy [B, T, D] -> dqkv [B, T, 3D]."""
+    xp = get_array_module(qkv)
+    q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] each
+    B, H, T, hd = q.shape
+    scale = qkv.dtype.type(1.0 / math.sqrt(hd))
+    dyh = dy.reshape(B, T, H, hd).transpose(0, 2, 1, 3)                # [B, H, T, hd]
+    weights = att if drop_mask is None else att * drop_mask            # [B, H, T, T]
+    dv = weights.swapaxes(-1, -2) @ dyh                                # [B, H, T, hd]
+    dweights = dyh @ v.swapaxes(-1, -2)                                # [B, H, T, T]
+    datt = dweights if drop_mask is None else dweights * drop_mask     # [B, H, T, T]
+    dscores = att * (datt - (datt * att).sum(axis=-1, keepdims=True))  # [B, H, T, T]
+    dq = (dscores @ k) * scale                                         # [B, H, T, hd]
+    dk = (dscores.swapaxes(-1, -2) @ q) * scale                        # [B, H, T, hd]
+    dqkv = xp.stack([dq, dk, dv])                                      # [3, B, H, T, hd]
+    return dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * H * hd)
+
+
+# -- numba: fused loops, parallel over (batch, head) ------------------------------------------
+
+# Triangle modes of the blocked product below (P is lower-triangular: P_ij = 0 for j > i).
+FULL, COLS_UP_TO_ROW, SUM_UP_TO_ROW, SUM_FROM_ROW = 0, 1, 2, 3
+
+if NUMBA_AVAILABLE:
+    import numba
+
+    @numba.njit(cache=True, fastmath=True)
+    def _matmul_nt(A, B, C, triangle, zero):
+        """C[i, c] = sum_r A[i, r] B[c, r]   (A [M, R], B [N, R], C [M, N]: C = A B^T).
+
+        Both operands are read along contiguous rows, so the r loop vectorises; a 2x2 block
+        of C is accumulated in registers (each loaded value is used twice). ``triangle``
+        skips work that the causal mask makes zero:
+          COLS_UP_TO_ROW: only c <= i is needed (scores S = Q K^T, dP = dY V^T);
+          SUM_UP_TO_ROW:  A[i, r] = 0 for r > i (y = P V, dQ = dS K);
+          SUM_FROM_ROW:   A[i, r] = 0 for r < i (dK = dS^T Q, dV = P^T dY).
+        Blocks may overshoot the triangle by one row/column; the zeros make that harmless.
+        """
+        M, R = A.shape
+        N = B.shape[0]
+        for i0 in range(0, M, 2):
+            i1 = min(i0 + 1, M - 1)           # odd M: the last block repeats its row
+            c_end = min(i0 + 2, N) if triangle == COLS_UP_TO_ROW else N
+            r_lo = i0 if triangle == SUM_FROM_ROW else 0
+            r_hi = min(i0 + 2, R) if triangle == SUM_UP_TO_ROW else R
+            for c0 in range(0, c_end, 2):
+                c1 = min(c0 + 1, N - 1)
+                a00, a01, a10, a11 = zero, zero, zero, zero
+                for r in range(r_lo, r_hi):
+                    x0, x1, y0, y1 = A[i0, r], A[i1, r], B[c0, r], B[c1, r]
+                    a00 += x0 * y0
+                    a01 += x0 * y1
+                    a10 += x1 * y0
+                    a11 += x1 * y1
+                C[i0, c0], C[i0, c1], C[i1, c0], C[i1, c1] = a00, a01, a10, a11
+
+    @numba.njit(cache=True)
+    def _load_head(src, b, col, hd, out, transposed):
+        """out <- src[b, :, col:col+hd] ([T, hd]), or its transpose ([hd, T])."""
+        for t in range(src.shape[1]):
+            for d in range(hd):
+                if transposed:
+                    out[d, t] = src[b, t, col + d]
+                else:
+                    out[t, d] = src[b, t, col + d]
+
+    @numba.njit(cache=True)
+    def _transpose(src, out):
+        """out [N, M] <- src [M, N]^T, in 16x16 tiles so that reads and writes stay cached."""
+        M, N = src.shape
+        for i0 in range(0, M, 16):
+            for j0 in range(0, N, 16):
+                for i in range(i0, min(i0 + 16, M)):
+                    for j in range(j0, min(j0 + 16, N)):
+                        out[j, i] = src[i, j]
+
+    @numba.njit(cache=True, parallel=True, fastmath=True)
+    def _causal_attention_forward_numba(qkv, n_head, scale, drop_mask, use_drop, y, att):
+        B, T, D3 = qkv.shape
+        D = D3 // 3
+        hd = D // n_head
+        zero = scale - scale                                    # 0 in the arrays' dtype
+        for bh in numba.prange(B * n_head):
+            b, h = bh // n_head, bh % n_head
+            q = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd]
+            k = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd]
+            vt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
+            _load_head(qkv, b, h * hd, hd, q, False)
+            _load_head(qkv, b, D + h * hd, hd, k, False)
+            _load_head(qkv, b, 2 * D + h * hd, hd, vt, True)
+            p = att[b, h]                                        # [T, T]
+            _matmul_nt(q, k, p, COLS_UP_TO_ROW, zero)            # raw scores q_i . k_j
+            for i in range(T):                                   # causal softmax, row by row
+                m = p[i, 0] * scale
+                for j in range(1, i + 1):
+                    m = max(m, p[i, j] * scale)
+                total = zero
+                for j in range(i + 1):
+                    e = math.exp(p[i, j] * scale - m)
+                    p[i, j] = e
+                    total += e
+                for j in range(i + 1):
+                    p[i, j] /= total
+                for j in range(i + 1, T):
+                    p[i, j] = zero
+            w = p
+            if use_drop:
+                w = p * drop_mask[b, h]                          # [T, T], P o M
+            _matmul_nt(w, vt, y[b, :, h * hd:(h + 1) * hd], SUM_UP_TO_ROW, zero)
+
+    @numba.njit(cache=True, parallel=True, fastmath=True)
+    def _causal_attention_backward_numba(dy, qkv, att, n_head, scale, drop_mask, use_drop,
+                                         dqkv):
+        B, T, D3 = qkv.shape
+        D = D3 // 3
+        hd = D // n_head
+        zero = scale - scale
+        for bh in numba.prange(B * n_head):
+            b, h = bh // n_head, bh % n_head
+            qt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
+            kt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
+            v = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd]
+            g = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd], dy of this head
+            gt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
+            _load_head(qkv, b, h * hd, hd, qt, True)
+            _load_head(qkv, b, D + h * hd, hd, kt, True)
+            _load_head(qkv, b, 2 * D + h * hd, hd, v, False)
+            _load_head(dy, b, h * hd, hd, g, False)
+            _load_head(dy, b, h * hd, hd, gt, True)
+            p = att[b, h]                                        # [T, T]
+            ds = numpy.empty((T, T), dtype=qkv.dtype)            # dP, then dS, in place
+            dst = numpy.empty((T, T), dtype=qkv.dtype)           # dS^T
+            wt = numpy.empty((T, T), dtype=qkv.dtype)            # (P o M)^T
+            _matmul_nt(g, v, ds, COLS_UP_TO_ROW, zero)           # dP_ij = dy_i . v_j
+            for i in range(T):
+                if use_drop:
+                    for j in range(i + 1):
+                        ds[i, j] *= drop_mask[b, h, i, j]
+                row_dot = zero                                   # D_i = sum_j P_ij dP_ij
+                for j in range(i + 1):
+                    row_dot += p[i, j] * ds[i, j]
+                for j in range(i + 1):                           # dS_ij (scaled)
+                    ds[i, j] = p[i, j] * (ds[i, j] - row_dot) * scale
+                for j in range(i + 1, T):
+                    ds[i, j] = zero
+            _transpose(ds, dst)
+            _transpose(p * drop_mask[b, h] if use_drop else p, wt)
+            _matmul_nt(ds, kt, dqkv[b, :, h * hd:(h + 1) * hd], SUM_UP_TO_ROW, zero)
+            _matmul_nt(dst, qt, dqkv[b, :, D + h * hd:D + (h + 1) * hd], SUM_FROM_ROW, zero)
+            _matmul_nt(wt, gt, dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd], SUM_FROM_ROW,
+                       zero)
+
+
+def _drop_args(drop_mask, dtype):
+    """The numba kernels take a mask array always; a 1-element dummy when there is none."""
+    if drop_mask is None:
+        return numpy.ones((1, 1, 1, 1), dtype=dtype), False
+    return numpy.ascontiguousarray(drop_mask, dtype=dtype), True
+
+
+def causal_attention_forward(qkv, n_head: int, drop_mask=None):
+    """qkv [B, T, 3D] -> (y [B, T, D], att [B, H, T, T]); drop_mask [B, H, T, T] or None."""
+    B, T, D, hd = _check_qkv(qkv, n_head)
+    if use_numba(qkv):
+        qkv = numpy.ascontiguousarray(qkv)
+        y = numpy.empty((B, T, D), dtype=qkv.dtype)
+        att = numpy.empty((B, n_head, T, T), dtype=qkv.dtype)
+        mask, use_drop = _drop_args(drop_mask, qkv.dtype)
+        _causal_attention_forward_numba(qkv, n_head, qkv.dtype.type(1.0 / math.sqrt(hd)),
+                                        mask, use_drop, y, att)
+        return y, att
+    return causal_attention_forward_reference(qkv, n_head, drop_mask)
+
+
+def causal_attention_backward(dy, qkv, att, n_head: int, drop_mask=None):
+    """dy [B, T, D] -> dqkv [B, T, 3D]."""
+    B, T, D, hd = _check_qkv(qkv, n_head)
+    if use_numba(dy, qkv, att):
+        dqkv = numpy.empty_like(qkv)
+        mask, use_drop = _drop_args(drop_mask, qkv.dtype)
+        _causal_attention_backward_numba(numpy.ascontiguousarray(dy, dtype=qkv.dtype),
+                                         numpy.ascontiguousarray(qkv), att, n_head,
+                                         qkv.dtype.type(1.0 / math.sqrt(hd)), mask, use_drop,
+                                         dqkv)
+        return dqkv
+    return causal_attention_backward_reference(dy, qkv, att, n_head, drop_mask)

@@ -1,0 +1,171 @@
+"""Recurrent layers: ``RNN`` (tanh), ``LSTM`` and ``GRU``, multi-layer, with dropout between
+layers, around the functional pairs in tinylm/functional/{rnn,lstm,gru}.py (chapter 06).
+
+    y, state = layer.forward(x, state=None)      # x [B, T, I] (batch_first) or [T, B, I]
+    dx, dstate = layer.backward(dy, dstate=None)
+
+The state has PyTorch's shapes: h [L, B, H] for RNN and GRU, a pair (h, c) of [L, B, H] for
+LSTM, where L is the number of layers; ``None`` means zeros. ``forward`` returns the state
+after the last step, ``backward`` the gradient with respect to the state that came in (so
+truncated BPTT can stop there, and tests can check it). Layer l > 0 reads layer l-1's
+outputs after dropout (none after the last layer, as in PyTorch).
+
+Parameters of layer l, in tinylm's input-major layout (y = x W + b), and PyTorch's names:
+
+    W_x_l{l} [I, G*H] = weight_ih_l{l}.T      W_h_l{l} [H, G*H] = weight_hh_l{l}.T
+    RNN, LSTM: b_l{l} [G*H] = bias_ih_l{l} + bias_hh_l{l}
+    GRU:       b_x_l{l} = bias_ih_l{l},  b_h_l{l} = bias_hh_l{l}  (both needed, see gru.py)
+
+with G = 1, 4 (i, f, g, o), 3 (r, z, n). Initialisation as PyTorch: U(-1/sqrt(H), 1/sqrt(H))
+for every weight; the single RNN/LSTM bias is the sum of two such draws, which is the
+distribution of PyTorch's bias_ih + bias_hh.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tinylm.backend import DEFAULT_DTYPE, default_rng, get_array_module
+from tinylm.functional.gru import gru_backward, gru_forward
+from tinylm.functional.lstm import lstm_backward, lstm_forward
+from tinylm.functional.rnn import rnn_backward, rnn_forward
+from tinylm.nn.containers import ModuleList
+from tinylm.nn.dropout import Dropout
+from tinylm.nn.module import Module
+from tinylm.nn.parameter import Parameter
+
+
+class _Recurrent(Module):
+    """Shared machinery; subclasses name their functional pair, gate count and biases."""
+
+    gates = 1                   # G: gate blocks in W_x and W_h
+    n_states = 1                # arrays in the recurrent state (h; or h and c)
+    bias_names = ("b",)         # per-layer bias parameters, in the functional signature order
+    forward_fn = staticmethod(rnn_forward)
+    backward_fn = staticmethod(rnn_backward)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, batch_first: bool = True, rng=None, seed: int = 0):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"{type(self).__name__}: num_layers={num_layers} must be >= 1.")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.batch_first, self.dropout = batch_first, dropout
+        rng = default_rng(seed) if rng is None else rng
+        bound, G, H = 1.0 / math.sqrt(hidden_size), self.gates, hidden_size
+
+        def uniform(shape, draws=1):
+            return sum(rng.uniform(-bound, bound, size=shape) for _ in range(draws)).astype(
+                DEFAULT_DTYPE)
+
+        draws = 2 if len(self.bias_names) == 1 else 1   # one bias stands for b_ih + b_hh
+        for l in range(num_layers):
+            I = input_size if l == 0 else hidden_size
+            setattr(self, f"W_x_l{l}", Parameter(uniform((I, G * H))))
+            setattr(self, f"W_h_l{l}", Parameter(uniform((H, G * H))))
+            for name in self.bias_names:
+                setattr(self, f"{name}_l{l}", Parameter(uniform((G * H,), draws)))
+        self.between = ModuleList([Dropout(dropout, seed=seed + l) for l in range(num_layers - 1)])
+        self._caches = None
+
+    def layer_parameters(self, l: int):
+        """[W_x, W_h, biases...] of layer l, in the functional pair's argument order."""
+        names = ("W_x", "W_h") + self.bias_names
+        return [getattr(self, f"{name}_l{l}") for name in names]
+
+    # -- the state: public shape <-> one tuple per layer -----------------------------------
+    def _split_state(self, state, batch: int):
+        if state is None:
+            return [(None,) * self.n_states] * self.num_layers
+        arrays = (state,) if self.n_states == 1 else tuple(state)
+        expected = (self.num_layers, batch, self.hidden_size)
+        for a in arrays:
+            if len(arrays) != self.n_states or tuple(a.shape) != expected:
+                raise ValueError(f"{type(self).__name__}: the state must be "
+                                 f"{'h' if self.n_states == 1 else '(h, c)'} of shape "
+                                 f"[layers, batch, hidden] = {expected}, got "
+                                 f"{[tuple(s.shape) for s in arrays]}.")
+        return [tuple(a[l] for a in arrays) for l in range(self.num_layers)]
+
+    def _join_state(self, per_layer):
+        xp = get_array_module(per_layer[0][0])
+        stacked = tuple(xp.stack([s[k] for s in per_layer]) for k in range(self.n_states))
+        return stacked[0] if self.n_states == 1 else stacked
+
+    # -- computation --------------------------------------------------------------------------
+    def forward(self, x, state=None):
+        """x [B, T, I] (batch_first) or [T, B, I] -> (y like x with H features, final state)."""
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            layout = "[batch, time, features]" if self.batch_first else "[time, batch, features]"
+            raise ValueError(f"{type(self).__name__}: input must be {layout} with "
+                             f"{self.input_size} features, got shape {x.shape}.")
+        x = x.transpose(1, 0, 2) if self.batch_first else x             # [T, B, I]
+        states = self._split_state(state, x.shape[1])
+        self._caches, finals = [], []
+        for l in range(self.num_layers):
+            if l > 0:
+                x = self.between[l - 1].forward(x)
+            params = [p.data for p in self.layer_parameters(l)]
+            out, cache = self.forward_fn(x, *states[l], *params)
+            sequences = out if self.n_states == 2 else (out,)         # hs (and cs) [T, B, H]
+            x = sequences[0]
+            finals.append(tuple(seq[-1] for seq in sequences))
+            self._caches.append(cache)
+        y = x.transpose(1, 0, 2) if self.batch_first else x
+        return y, self._join_state(finals)
+
+    def backward(self, dy, dstate=None):
+        """dy like forward's y; dstate: gradient of the final state (None = zero)
+        -> (dx like forward's x, gradient of the initial state)."""
+        if self._caches is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first.")
+        dy = dy.transpose(1, 0, 2) if self.batch_first else dy          # [T, B, H]
+        dstates = self._split_state(dstate, dy.shape[1])
+        dstate0 = [None] * self.num_layers
+        for l in reversed(range(self.num_layers)):
+            grads = self.backward_fn(self._sequence_gradients(dy, dstates[l]), self._caches[l])
+            dy, dstate0[l] = grads[0], grads[1:1 + self.n_states]
+            for p, g in zip(self.layer_parameters(l), grads[1 + self.n_states:]):
+                p.accumulate(g)
+            if l > 0:
+                dy = self.between[l - 1].backward(dy)
+        dx = dy.transpose(1, 0, 2) if self.batch_first else dy
+        return dx, self._join_state(dstate0)
+
+    def _sequence_gradients(self, dhs, dfinal):
+        """The functional backward's dout: dhs (and dcs for the LSTM), with the gradient of
+        the final state added at the last step."""
+        xp = get_array_module(dhs)
+        sequences = [dhs] + [None] * (self.n_states - 1)
+        for k, d in enumerate(dfinal):
+            if d is not None:
+                seq = xp.zeros_like(dhs) if sequences[k] is None else sequences[k].copy()
+                seq[-1] += d
+                sequences[k] = seq
+        return sequences[0] if self.n_states == 1 else tuple(sequences)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+                f"num_layers={self.num_layers}, dropout={self.dropout}, "
+                f"batch_first={self.batch_first})")
+
+
+class RNN(_Recurrent):
+    """Elman RNN with tanh: h_t = tanh(x_t W_x + h_{t-1} W_h + b)."""
+
+
+class LSTM(_Recurrent):
+    """LSTM, gates (i, f, g, o): c_t = f c_{t-1} + i g, h_t = o tanh(c_t)."""
+
+    gates, n_states = 4, 2
+    forward_fn = staticmethod(lstm_forward)
+    backward_fn = staticmethod(lstm_backward)
+
+
+class GRU(_Recurrent):
+    """GRU (PyTorch variant), gates (r, z, n): h_t = (1 - z) n + z h_{t-1}."""
+
+    gates = 3
+    bias_names = ("b_x", "b_h")
+    forward_fn = staticmethod(gru_forward)
+    backward_fn = staticmethod(gru_backward)
