@@ -5,12 +5,21 @@
 * ``kernels``   runs the test twice, with ``TINYLM_KERNELS=reference`` and ``=auto``;
 * ``assert_rel_close``  ``max|a - b| / max|b| <= rel``, the error measure of tinylm.gradcheck
   (``scale=`` replaces max|b| where the natural scale is another array's).
+
+OpenBLAS is limited to one thread (unless the caller chose otherwise) before NumPy loads it:
+the suite runs one pytest worker per core, and a multi-threaded BLAS in each worker makes the
+small matrix products of the tests many times slower (threads waiting for busy cores). The
+variable is inherited by the notebook kernels the suite starts.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture

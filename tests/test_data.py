@@ -139,7 +139,7 @@ def test_cleaning_functions():
     assert deduplicate_lines("a\nb\na\n\n\nb\nc") == "a\nb\n\n\nc"
 
 
-# -- vocabularies and tokenizers ---------------------------------------------------------------------
+# -- vocabularies and tokenizers ------------------------------------------------------------
 def test_vocabulary_rejects_duplicates_and_orders_deterministically():
     with pytest.raises(ValueError, match="apple"):
         Vocabulary(["apple", "dog", "apple"])

@@ -37,7 +37,8 @@ def split(request, monkeypatch):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n, d, vocab", [(1, 1, 1), (37, 13, 5), (301, 67, 1001)])
-def test_embedding_backward_numba_equals_reference(n, d, vocab, dtype, rng, assert_rel_close, split):
+def test_embedding_backward_numba_equals_reference(n, d, vocab, dtype, rng, assert_rel_close,
+                                                   split):
     ids = rng.integers(0, max(1, vocab // 3), size=n)           # a third of the table: repeats
     dout = rng.standard_normal((n, d)).astype(dtype)
     assert backend.use_numba(ids, dout)

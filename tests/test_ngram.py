@@ -4,7 +4,6 @@ a brute-force reference written straight from Chen & Goodman's recursion, and on
 import math
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy
 import pytest
@@ -209,13 +208,3 @@ def test_tiny_shakespeare_kneser_ney():
                               settings=[{"smoothing": "kneser_ney"}, {"smoothing": "add_k"}])
     assert len(rows) == 6 and min(r["loss"] for r in rows) == best.stream_loss(val[:5000])
 
-
-@pytest.mark.notebook
-def test_notebook_01_runs_headless(monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "01-language-models.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    monkeypatch.setenv("TINYLM_FAST", "1")
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}}).execute()

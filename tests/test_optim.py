@@ -9,12 +9,13 @@ import types
 
 import numpy as np
 import pytest
-import torch
 
 from tinylm.nn import Parameter
 from tinylm.optim import (SGD, Adam, AdamW, clip_grad_norm, constant, lr_at, step_decay,
                           warmup_cosine)
 from tinylm.train.config import TrainConfig
+
+torch = pytest.importorskip("torch")
 
 SHAPES = [(4, 3), (3,), (2, 3, 2), (1,)]
 STEPS = 12
@@ -300,6 +301,10 @@ def test_load_state_dict_reports_mismatches():
     with pytest.raises(ValueError, match="2 parameter groups but this optimizer has 1"):
         Adam(ours).load_state_dict(Adam([{"params": ours[:1]}, {"params": ours[1:]}])
                                    .state_dict())
+    regrouped = [{"params": ours[:1]}, {"params": ours[1:]}]
+    saved = Adam([{"params": ours[:2]}, {"params": ours[2:]}]).state_dict()
+    with pytest.raises(ValueError, match="group 0 was saved with 2 parameters but now has 1"):
+        Adam(regrouped).load_state_dict(saved)
     with pytest.raises(KeyError, match="exp_avg"):
         Adam(ours).load_state_dict(SGD(ours, lr=0.1).state_dict() | {"step": np.asarray(3)})
 

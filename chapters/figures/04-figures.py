@@ -105,7 +105,7 @@ def bias_correction_figure():
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     ax = axes[0]
     ax.semilogx(t, uncorrected, label=r"without correction: $m_t/\sqrt{v_t}$")
-    ax.semilogx(t, np.ones_like(t, dtype=float), label=r"with correction: $\hat m_t/\sqrt{\hat v_t}$")
+    ax.semilogx(t, np.ones(T), label=r"with correction: $\hat m_t/\sqrt{\hat v_t}$")
     ax.set_xlabel("step t")
     ax.set_ylabel("step length / lr  (constant gradient)")
     ax.set_title(r"$\beta_1=0.9,\ \beta_2=0.999$: early steps up to "

@@ -134,10 +134,11 @@ class SequentialBatcher:
 
 
 def _check_shape(own: dict, state: dict) -> None:
-    differing = {k: (state.get(k), v) for k, v in own.items() if state.get(k) != v}
+    differing = [f"{k} saved {state.get(k)!r} vs now {v!r}" for k, v in own.items()
+                 if state.get(k) != v]
     if differing:
         raise ValueError("the batcher state was saved for different data or settings: "
-                         + ", ".join(f"{k} saved {s!r} vs now {n!r}" for k, (s, n) in differing.items())
+                         + ", ".join(differing)
                          + ". Resume with the same dataset, batch size and block size.")
 
 

@@ -41,7 +41,7 @@ class Vocabulary:
         return token in self._id_of
 
     def token_to_id(self, token: str) -> int:
-        """The id of ``token``; the ``<unk>`` id for an unknown one, or KeyError without ``<unk>``."""
+        """The id of ``token``; for an unknown one the ``<unk>`` id, or KeyError without one."""
         if token in self._id_of:
             return self._id_of[token]
         if self.unk is not None:

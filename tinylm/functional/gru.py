@@ -72,9 +72,10 @@ def gru_forward(x, h0, W_x, W_h, b_x, b_h):
     hns = xp.empty((T, B, H), dtype=x.dtype)                # h_{t-1} W_hn + b_hn, for the backward
     hs[0] = 0 if h0 is None else h0
     hg = xp.empty((B, 3 * H), dtype=x.dtype)                # h_{t-1} W_h, reused every step
-    for t in range(T):
-        xp.matmul(hs[t], W_h, out=hg)
-        kernels.gru_step_forward(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
+    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+        for t in range(T):
+            xp.matmul(hs[t], W_h, out=hg)
+            kernels.gru_step_forward(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
     return hs[1:], (x, W_x, W_h, gates, hs, hns)
 
 
@@ -85,10 +86,11 @@ def gru_backward(dhs, cache):
     dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)   # [T, B, 3H]
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
     recurrent = xp.empty_like(dh_next)                      # d(h W_h + b_h) W_h^T, reused
-    for t in reversed(range(gates.shape[0])):
-        kernels.gru_step_backward(dhs[t], dh_next, gates[t], hs[t], hns[t], dxg[t], dhg[t])
-        xp.matmul(dhg[t], W_h.T, out=recurrent)
-        dh_next += recurrent
+    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+        for t in reversed(range(gates.shape[0])):
+            kernels.gru_step_backward(dhs[t], dh_next, gates[t], hs[t], hns[t], dxg[t], dhg[t])
+            xp.matmul(dhg[t], W_h.T, out=recurrent)
+            dh_next += recurrent
     dx, dW_x, dW_h, db_x = weight_gradients(x, hs[:-1], W_x, dxg, dhg)
     return dx, dh_next, dW_x, dW_h, db_x, dhg.sum(axis=(0, 1))
 

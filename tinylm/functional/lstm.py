@@ -75,9 +75,10 @@ def lstm_forward(x, h0, c0, W_x, W_h, b):
     hs[0] = 0 if h0 is None else h0
     cs[0] = 0 if c0 is None else c0
     hg = xp.empty((B, 4 * H), dtype=x.dtype)                # h_{t-1} W_h, reused every step
-    for t in range(T):
-        xp.matmul(hs[t], W_h, out=hg)
-        kernels.lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+        for t in range(T):
+            xp.matmul(hs[t], W_h, out=hg)
+            kernels.lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
     return (hs[1:], cs[1:]), (x, W_x, W_h, gates, hs, cs, tanh_cs)
 
 
@@ -91,11 +92,12 @@ def lstm_backward(dout, cache):
     da = xp.empty_like(gates)                               # dL/da_t for every step
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
     dc = xp.zeros_like(cs[0])                               # dL/dc_t arriving from step t+1
-    for t in reversed(range(gates.shape[0])):
-        if dcs is not None:
-            dc += dcs[t]
-        kernels.lstm_step_backward(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
-        xp.matmul(da[t], W_h.T, out=dh_next)
+    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+        for t in reversed(range(gates.shape[0])):
+            if dcs is not None:
+                dc += dcs[t]
+            kernels.lstm_step_backward(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
+            xp.matmul(da[t], W_h.T, out=dh_next)
     dx, dW_x, dW_h, db = weight_gradients(x, hs[:-1], W_x, da, da)
     return dx, dh_next, dc, dW_x, dW_h, db
 

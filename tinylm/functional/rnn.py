@@ -74,9 +74,10 @@ def rnn_forward(x, h0, W_x, W_h, b):
     hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
     hs[0] = 0 if h0 is None else h0
     hg = xp.empty((B, H), dtype=x.dtype)                    # h_{t-1} W_h, reused
-    for t in range(T):
-        xp.matmul(hs[t], W_h, out=hg)
-        kernels.rnn_step_forward(pre[t], hg, hs[t + 1])
+    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+        for t in range(T):
+            xp.matmul(hs[t], W_h, out=hg)
+            kernels.rnn_step_forward(pre[t], hg, hs[t + 1])
     return hs[1:], (x, W_x, W_h, hs)
 
 
@@ -86,9 +87,10 @@ def rnn_backward(dhs, cache):
     xp = get_array_module(x)
     da = xp.empty_like(hs[1:])                              # dL/da_t for every step
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
-    for t in reversed(range(da.shape[0])):
-        kernels.rnn_step_backward(dhs[t], dh_next, hs[t + 1], da[t])
-        xp.matmul(da[t], W_h.T, out=dh_next)
+    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+        for t in reversed(range(da.shape[0])):
+            kernels.rnn_step_backward(dhs[t], dh_next, hs[t + 1], da[t])
+            xp.matmul(da[t], W_h.T, out=dh_next)
     dx, dW_x, dW_h, db = weight_gradients(x, hs[:-1], W_x, da, da)
     return dx, dh_next, dW_x, dW_h, db
 

@@ -13,6 +13,11 @@ problems call the serial function directly: see ``parallel_chunks``.
 # Below this many elements of work a kernel runs serially in the calling thread.
 PARALLEL_MIN_WORK = 1 << 16
 
+# numba fastmath flags of the kernels: reorder sums (so reductions vectorise), fuse
+# multiply-adds, use faster libm variants -- but never assume NaN or inf away ('nnan',
+# 'ninf'), so a diverging run still shows a non-finite loss.
+FASTMATH = {"afn", "reassoc", "contract"}
+
 
 def parallel_chunks(work: int, units: int) -> int:
     """Into how many chunks a numba kernel splits ``units`` rows/columns/elements holding

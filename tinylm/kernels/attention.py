@@ -37,6 +37,7 @@ import math
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.kernels import parallel_chunks
 
 
 def _check_qkv(qkv, n_head: int):
@@ -123,11 +124,15 @@ if NUMBA_AVAILABLE:
             c_end = min(i0 + 2, N) if triangle == COLS_UP_TO_ROW else N
             r_lo = i0 if triangle == SUM_FROM_ROW else 0
             r_hi = min(i0 + 2, R) if triangle == SUM_UP_TO_ROW else R
+            # Row slices, indexed from 0: numba then knows the index is never negative and
+            # LLVM vectorises the loop (indexing A[i0, r_lo + r] is ~8x slower).
+            x0s, x1s = A[i0, r_lo:r_hi], A[i1, r_lo:r_hi]
             for c0 in range(0, c_end, 2):
                 c1 = min(c0 + 1, N - 1)
+                y0s, y1s = B[c0, r_lo:r_hi], B[c1, r_lo:r_hi]
                 a00, a01, a10, a11 = zero, zero, zero, zero
-                for r in range(r_lo, r_hi):
-                    x0, x1, y0, y1 = A[i0, r], A[i1, r], B[c0, r], B[c1, r]
+                for r in range(r_hi - r_lo):
+                    x0, x1, y0, y1 = x0s[r], x1s[r], y0s[r], y1s[r]
                     a00 += x0 * y0
                     a01 += x0 * y1
                     a10 += x1 * y0
@@ -135,14 +140,15 @@ if NUMBA_AVAILABLE:
                 C[i0, c0], C[i0, c1], C[i1, c0], C[i1, c1] = a00, a01, a10, a11
 
     @numba.njit(cache=True)
-    def _load_head(src, b, col, hd, out, transposed):
+    def _load_head(src, b, col, out, transposed):
         """out <- src[b, :, col:col+hd] ([T, hd]), or its transpose ([hd, T])."""
         for t in range(src.shape[1]):
-            for d in range(hd):
+            row = src[b, t, col:col + (out.shape[0] if transposed else out.shape[1])]
+            for d in range(row.shape[0]):
                 if transposed:
-                    out[d, t] = src[b, t, col + d]
+                    out[d, t] = row[d]
                 else:
-                    out[t, d] = src[b, t, col + d]
+                    out[t, d] = row[d]
 
     @numba.njit(cache=True)
     def _transpose(src, out):
@@ -154,81 +160,110 @@ if NUMBA_AVAILABLE:
                     for j in range(j0, min(j0 + 16, N)):
                         out[j, i] = src[i, j]
 
-    @numba.njit(cache=True, parallel=True, fastmath=True)
-    def _causal_attention_forward_numba(qkv, n_head, scale, drop_mask, use_drop, y, att):
-        B, T, D3 = qkv.shape
-        D = D3 // 3
+    @numba.njit(cache=True, fastmath=True)
+    def _causal_softmax_rows(p, scale, zero):
+        """p [T, T] raw scores -> causal softmax of scale * p, row by row, in place."""
+        T = p.shape[0]
+        for i in range(T):
+            row = p[i]
+            m = row[0] * scale
+            for j in range(1, i + 1):
+                m = max(m, row[j] * scale)
+            total = zero
+            for j in range(i + 1):
+                e = math.exp(row[j] * scale - m)
+                row[j] = e
+                total += e
+            inv = 1 / total
+            for j in range(i + 1):
+                row[j] *= inv
+            for j in range(i + 1, T):
+                row[j] = zero
+
+    @numba.njit(cache=True, fastmath=True)
+    def _forward_heads(qkv, n_head, scale, drop_mask, use_drop, y, att, lo, hi):
+        """Heads bh = b * H + h for bh in [lo, hi), one after the other."""
+        T, D = qkv.shape[1], qkv.shape[2] // 3
         hd = D // n_head
         zero = scale - scale                                    # 0 in the arrays' dtype
-        for bh in numba.prange(B * n_head):
+        q = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
+        k = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
+        vt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
+        w = numpy.empty((T, T), dtype=qkv.dtype)                 # [T, T], P o M
+        for bh in range(lo, hi):
             b, h = bh // n_head, bh % n_head
-            q = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd]
-            k = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd]
-            vt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
-            _load_head(qkv, b, h * hd, hd, q, False)
-            _load_head(qkv, b, D + h * hd, hd, k, False)
-            _load_head(qkv, b, 2 * D + h * hd, hd, vt, True)
+            _load_head(qkv, b, h * hd, q, False)
+            _load_head(qkv, b, D + h * hd, k, False)
+            _load_head(qkv, b, 2 * D + h * hd, vt, True)
             p = att[b, h]                                        # [T, T]
             _matmul_nt(q, k, p, COLS_UP_TO_ROW, zero)            # raw scores q_i . k_j
-            for i in range(T):                                   # causal softmax, row by row
-                m = p[i, 0] * scale
-                for j in range(1, i + 1):
-                    m = max(m, p[i, j] * scale)
-                total = zero
-                for j in range(i + 1):
-                    e = math.exp(p[i, j] * scale - m)
-                    p[i, j] = e
-                    total += e
-                for j in range(i + 1):
-                    p[i, j] /= total
-                for j in range(i + 1, T):
-                    p[i, j] = zero
-            w = p
+            _causal_softmax_rows(p, scale, zero)                 # P
             if use_drop:
-                w = p * drop_mask[b, h]                          # [T, T], P o M
-            _matmul_nt(w, vt, y[b, :, h * hd:(h + 1) * hd], SUM_UP_TO_ROW, zero)
+                for i in range(T):
+                    for j in range(T):
+                        w[i, j] = p[i, j] * drop_mask[b, h, i, j]
+            _matmul_nt(w if use_drop else p, vt, y[b, :, h * hd:(h + 1) * hd],
+                       SUM_UP_TO_ROW, zero)                      # y_i = sum_j P_ij M_ij v_j
 
-    @numba.njit(cache=True, parallel=True, fastmath=True)
-    def _causal_attention_backward_numba(dy, qkv, att, n_head, scale, drop_mask, use_drop,
-                                         dqkv):
-        B, T, D3 = qkv.shape
-        D = D3 // 3
+    @numba.njit(cache=True, fastmath=True)
+    def _backward_heads(dy, qkv, att, n_head, scale, drop_mask, use_drop, dqkv, lo, hi):
+        T, D = qkv.shape[1], qkv.shape[2] // 3
         hd = D // n_head
         zero = scale - scale
-        for bh in numba.prange(B * n_head):
+        qt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
+        kt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
+        v = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
+        g = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd], dy of the head
+        gt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
+        ds = numpy.empty((T, T), dtype=qkv.dtype)                # dP, then dS, in place
+        dst = numpy.empty((T, T), dtype=qkv.dtype)               # dS^T
+        wt = numpy.empty((T, T), dtype=qkv.dtype)                # (P o M)^T
+        for bh in range(lo, hi):
             b, h = bh // n_head, bh % n_head
-            qt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
-            kt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
-            v = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd]
-            g = numpy.empty((T, hd), dtype=qkv.dtype)            # [T, hd], dy of this head
-            gt = numpy.empty((hd, T), dtype=qkv.dtype)           # [hd, T]
-            _load_head(qkv, b, h * hd, hd, qt, True)
-            _load_head(qkv, b, D + h * hd, hd, kt, True)
-            _load_head(qkv, b, 2 * D + h * hd, hd, v, False)
-            _load_head(dy, b, h * hd, hd, g, False)
-            _load_head(dy, b, h * hd, hd, gt, True)
+            _load_head(qkv, b, h * hd, qt, True)
+            _load_head(qkv, b, D + h * hd, kt, True)
+            _load_head(qkv, b, 2 * D + h * hd, v, False)
+            _load_head(dy, b, h * hd, g, False)
+            _load_head(dy, b, h * hd, gt, True)
             p = att[b, h]                                        # [T, T]
-            ds = numpy.empty((T, T), dtype=qkv.dtype)            # dP, then dS, in place
-            dst = numpy.empty((T, T), dtype=qkv.dtype)           # dS^T
-            wt = numpy.empty((T, T), dtype=qkv.dtype)            # (P o M)^T
             _matmul_nt(g, v, ds, COLS_UP_TO_ROW, zero)           # dP_ij = dy_i . v_j
             for i in range(T):
+                row, prow = ds[i], p[i]
                 if use_drop:
                     for j in range(i + 1):
-                        ds[i, j] *= drop_mask[b, h, i, j]
+                        row[j] *= drop_mask[b, h, i, j]
                 row_dot = zero                                   # D_i = sum_j P_ij dP_ij
                 for j in range(i + 1):
-                    row_dot += p[i, j] * ds[i, j]
-                for j in range(i + 1):                           # dS_ij (scaled)
-                    ds[i, j] = p[i, j] * (ds[i, j] - row_dot) * scale
+                    row_dot += prow[j] * row[j]
+                for j in range(i + 1):                           # dS_ij / sqrt(hd)
+                    row[j] = prow[j] * (row[j] - row_dot) * scale
                 for j in range(i + 1, T):
-                    ds[i, j] = zero
+                    row[j] = zero
             _transpose(ds, dst)
-            _transpose(p * drop_mask[b, h] if use_drop else p, wt)
+            if use_drop:
+                for i in range(T):
+                    for j in range(T):
+                        wt[j, i] = p[i, j] * drop_mask[b, h, i, j]
+            else:
+                _transpose(p, wt)
             _matmul_nt(ds, kt, dqkv[b, :, h * hd:(h + 1) * hd], SUM_UP_TO_ROW, zero)
             _matmul_nt(dst, qt, dqkv[b, :, D + h * hd:D + (h + 1) * hd], SUM_FROM_ROW, zero)
-            _matmul_nt(wt, gt, dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd], SUM_FROM_ROW,
-                       zero)
+            _matmul_nt(wt, gt, dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd],
+                       SUM_FROM_ROW, zero)
+
+    @numba.njit(cache=True, parallel=True)
+    def _forward_parallel(qkv, n_head, scale, drop_mask, use_drop, y, att, n_chunks):
+        n = qkv.shape[0] * n_head
+        for c in numba.prange(n_chunks):
+            _forward_heads(qkv, n_head, scale, drop_mask, use_drop, y, att,
+                           c * n // n_chunks, (c + 1) * n // n_chunks)
+
+    @numba.njit(cache=True, parallel=True)
+    def _backward_parallel(dy, qkv, att, n_head, scale, drop_mask, use_drop, dqkv, n_chunks):
+        n = qkv.shape[0] * n_head
+        for c in numba.prange(n_chunks):
+            _backward_heads(dy, qkv, att, n_head, scale, drop_mask, use_drop, dqkv,
+                            c * n // n_chunks, (c + 1) * n // n_chunks)
 
 
 def _drop_args(drop_mask, dtype):
@@ -246,8 +281,12 @@ def causal_attention_forward(qkv, n_head: int, drop_mask=None):
         y = numpy.empty((B, T, D), dtype=qkv.dtype)
         att = numpy.empty((B, n_head, T, T), dtype=qkv.dtype)
         mask, use_drop = _drop_args(drop_mask, qkv.dtype)
-        _causal_attention_forward_numba(qkv, n_head, qkv.dtype.type(1.0 / math.sqrt(hd)),
-                                        mask, use_drop, y, att)
+        args = (qkv, n_head, qkv.dtype.type(1.0 / math.sqrt(hd)), mask, use_drop, y, att)
+        chunks = parallel_chunks(B * n_head * T * T * hd, B * n_head)
+        if chunks == 1:
+            _forward_heads(*args, 0, B * n_head)
+        else:
+            _forward_parallel(*args, chunks)
         return y, att
     return causal_attention_forward_reference(qkv, n_head, drop_mask)
 
@@ -258,9 +297,12 @@ def causal_attention_backward(dy, qkv, att, n_head: int, drop_mask=None):
     if use_numba(dy, qkv, att):
         dqkv = numpy.empty_like(qkv)
         mask, use_drop = _drop_args(drop_mask, qkv.dtype)
-        _causal_attention_backward_numba(numpy.ascontiguousarray(dy, dtype=qkv.dtype),
-                                         numpy.ascontiguousarray(qkv), att, n_head,
-                                         qkv.dtype.type(1.0 / math.sqrt(hd)), mask, use_drop,
-                                         dqkv)
+        args = (numpy.ascontiguousarray(dy, dtype=qkv.dtype), numpy.ascontiguousarray(qkv),
+                att, n_head, qkv.dtype.type(1.0 / math.sqrt(hd)), mask, use_drop, dqkv)
+        chunks = parallel_chunks(B * n_head * T * T * hd, B * n_head)
+        if chunks == 1:
+            _backward_heads(*args, 0, B * n_head)
+        else:
+            _backward_parallel(*args, chunks)
         return dqkv
     return causal_attention_backward_reference(dy, qkv, att, n_head, drop_mask)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import parallel_chunks
+from tinylm.kernels import FASTMATH, parallel_chunks
 
 
 def cross_entropy_forward_reference(logits, targets, ignore_index: int):
@@ -48,7 +48,7 @@ if NUMBA_AVAILABLE:
 
     import numba
 
-    @numba.njit(cache=True)
+    @numba.njit(cache=True, fastmath=FASTMATH)
     def _forward_rows(logits, targets, ignore_index, row_loss, lse, lo, hi):
         V = logits.shape[1]
         for n in range(lo, hi):
@@ -62,7 +62,7 @@ if NUMBA_AVAILABLE:
             t = targets[n]
             row_loss[n] = 0.0 if t == ignore_index else lse[n] - logits[n, t]
 
-    @numba.njit(cache=True)
+    @numba.njit(cache=True, fastmath=FASTMATH)
     def _backward_rows(logits, lse, targets, row_grad, ignore_index, dlogits, lo, hi):
         V = logits.shape[1]
         for n in range(lo, hi):
@@ -73,14 +73,14 @@ if NUMBA_AVAILABLE:
             if t != ignore_index:
                 dlogits[n, t] -= g
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
     def _forward_parallel(logits, targets, ignore_index, row_loss, lse, n_chunks):
         N = logits.shape[0]
         for c in numba.prange(n_chunks):
             _forward_rows(logits, targets, ignore_index, row_loss, lse,
                           c * N // n_chunks, (c + 1) * N // n_chunks)
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
     def _backward_parallel(logits, lse, targets, row_grad, ignore_index, dlogits, n_chunks):
         N = logits.shape[0]
         for c in numba.prange(n_chunks):

@@ -14,7 +14,7 @@ import math
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import parallel_chunks
+from tinylm.kernels import FASTMATH, parallel_chunks
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -55,34 +55,38 @@ def gelu_backward_reference(dout, x, approximate: str):
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(cache=True)
+    # The tanh form uses (1 + tanh u) / 2 = sigmoid(2u): one exp is about twice as fast as
+    # a tanh, and with s = sigmoid(2u) the derivative (1 - tanh^2 u) / 2 becomes 2 s (1 - s).
+
+    @numba.njit(cache=True, fastmath=FASTMATH)
     def _forward_range(x, tanh_approx, out, lo, hi):
         for i in range(lo, hi):
             v = x[i]
             if tanh_approx:
-                out[i] = 0.5 * v * (1.0 + math.tanh(SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v)))
+                u = SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v)
+                out[i] = v / (1.0 + math.exp(-2.0 * u))                  # v * sigmoid(2u)
             else:
                 out[i] = 0.5 * v * (1.0 + math.erf(v * INV_SQRT_2))
 
-    @numba.njit(cache=True)
+    @numba.njit(cache=True, fastmath=FASTMATH)
     def _backward_range(dout, x, tanh_approx, dx, lo, hi):
         for i in range(lo, hi):
             v = x[i]
             if tanh_approx:
-                t = math.tanh(SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v))
+                s = 1.0 / (1.0 + math.exp(-2.0 * SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v)))
                 du = SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_COEF * v * v)
-                dx[i] = dout[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
+                dx[i] = dout[i] * (s + 2.0 * v * s * (1.0 - s) * du)
             else:
                 cdf = 0.5 * (1.0 + math.erf(v * INV_SQRT_2))
                 dx[i] = dout[i] * (cdf + v * INV_SQRT_2PI * math.exp(-0.5 * v * v))
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
     def _forward_parallel(x, tanh_approx, out, n_chunks):
         n = x.size
         for c in numba.prange(n_chunks):
             _forward_range(x, tanh_approx, out, c * n // n_chunks, (c + 1) * n // n_chunks)
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
     def _backward_parallel(dout, x, tanh_approx, dx, n_chunks):
         n = x.size
         for c in numba.prange(n_chunks):

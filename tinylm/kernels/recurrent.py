@@ -38,9 +38,65 @@ Chapter 06; the sequence loops live in tinylm/functional/{rnn,lstm,gru}.py.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+
+
+# -- BLAS threads for the time loop --------------------------------------------------------
+
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads")
+_OPENBLAS_GETTERS = tuple(name.replace("set_", "get_") for name in _OPENBLAS_SETTERS)
+
+
+def _find_openblas():
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, or None (another
+    BLAS, or not Linux). Found the way threadpoolctl finds it: among the loaded libraries."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for setter, getter in zip(_OPENBLAS_SETTERS, _OPENBLAS_GETTERS):
+            if hasattr(lib, setter) and hasattr(lib, getter):
+                return getattr(lib, setter), getattr(lib, getter)
+    return None
+
+
+_openblas = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run NumPy's BLAS on one thread inside the block (a no-op for other BLAS libraries).
+
+    The per-step products h_{t-1} W_h are small ([B, H] x [H, G*H]) and strictly sequential:
+    a BLAS thread team would fork and join on every step, and on a busy machine a team
+    member that is descheduled stalls the others (OpenBLAS spins while it waits), which
+    made the time loop ten times slower under load. One thread per step is steady; the big
+    matmuls before and after the loop still use every core.
+    """
+    global _openblas
+    if _openblas is None:
+        _openblas = _find_openblas() or False
+    if not _openblas:
+        yield
+        return
+    set_threads, get_threads = _openblas
+    before = get_threads()
+    set_threads(1)
+    try:
+        yield
+    finally:
+        set_threads(before)
 
 
 # -- reference implementations (the specification; NumPy or CuPy) ---------------------------

@@ -132,20 +132,22 @@ class NGramLM(LanguageModel):
         """Count every n-gram of orders 1..N in the stream ``ids`` [L] (NumPy or CuPy)."""
         xp = get_array_module(ids)
         ids = xp.asarray(ids).ravel()
-        _check_ids(ids, self.config.vocab_size, "fit: the training ids")
         if ids.size == 0:
             raise ValueError("fit: the training stream is empty; there is nothing to count.")
+        _check_ids(ids, self.config.vocab_size, "fit: the training ids")
         ids = ids.astype(xp.int64)
         V, L = self.config.vocab_size, ids.size
         found = []                               # (keys, counts) per order
         continuation = []
-        prefix_rank = xp.zeros(L, dtype=xp.int64)    # every position starts the empty context
+        # prefix_rank[s]: rank of the (n-1)-gram that starts at position s (n = 1: the empty one)
+        prefix_rank = xp.zeros(L, dtype=xp.int64)
         for n in range(1, self.config.order + 1):
             num = max(L - n + 1, 0)                  # number of n-grams in the stream
             keys = prefix_rank[:num] * V + ids[n - 1:n - 1 + num]            # [num]
             unique, first, rank, counts = xp.unique(keys, return_index=True,
                                                     return_inverse=True, return_counts=True)
-            if n > 1:   # N1+(. g) for each (n-1)-gram g: distinct n-grams ending in g
+            if n > 1:   # N1+(. g) of each (n-1)-gram g = number of distinct n-grams ending in g;
+                # the n-gram first seen at s ends in the (n-1)-gram that starts at s + 1
                 continuation.append(xp.bincount(prefix_rank[first + 1],
                                                 minlength=found[-1][0].size))
             found.append((unique, counts))
@@ -175,7 +177,7 @@ class NGramLM(LanguageModel):
             raise ValueError(f"with_config: counts exist up to order {len(self.levels)} for "
                              f"vocab_size {self.config.vocab_size}; refit for {config}.")
         model = NGramLM(config)
-        model.levels = self.levels[:config.order]
+        model.levels, model.device = self.levels[:config.order], self.device
         return model
 
     def num_ngrams(self) -> list[int]:
@@ -184,7 +186,8 @@ class NGramLM(LanguageModel):
 
     # -- probabilities ---------------------------------------------------------------------------
     def _context_ranks(self, idx):
-        """ranks[j] [B, T-j+1]: rank of the j-gram idx[:, s:s+j] (-1 if unseen), j = 0..N-1."""
+        """ranks[j] [B, T-j+1]: rank of the j-gram idx[:, s:s+j] (-1 if unseen), j = 1..N-1;
+        ranks[0] [B, T] is the empty context, rank 0 everywhere."""
         xp = get_array_module(idx)
         B, T = idx.shape
         ranks = [xp.zeros((B, T), dtype=xp.int64)]
@@ -260,7 +263,8 @@ class NGramLM(LanguageModel):
         targets = self._on_tables_device(targets)
         _check_ids(targets, self.config.vocab_size, "forward: targets")
         if targets.shape != probs.shape[:2]:
-            raise ValueError(f"targets {targets.shape} must have the shape of idx {probs.shape[:2]}.")
+            raise ValueError(f"targets {targets.shape} must have the shape of idx "
+                             f"{probs.shape[:2]}.")
         picked = xp.take_along_axis(logits, targets[..., None].astype(xp.int64), axis=-1)
         return logits, -picked.mean()
 
@@ -294,8 +298,9 @@ class NGramLM(LanguageModel):
     def to(self, dtype=None, device: str | None = None):
         """Move the count tables to ``device``; probabilities are always float64."""
         if device is not None and self.levels:
-            self._set_levels([(to_device(lv.keys, device), to_device(lv.counts, device),
-                               None if lv.continuation is None else to_device(lv.continuation, device))
+            def move(a):
+                return None if a is None else to_device(a, device)
+            self._set_levels([(move(lv.keys), move(lv.counts), move(lv.continuation))
                               for lv in self.levels])
         return self
 

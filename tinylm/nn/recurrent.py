@@ -13,12 +13,15 @@ outputs after dropout (none after the last layer, as in PyTorch).
 Parameters of layer l, in tinylm's input-major layout (y = x W + b), and PyTorch's names:
 
     W_x_l{l} [I, G*H] = weight_ih_l{l}.T      W_h_l{l} [H, G*H] = weight_hh_l{l}.T
-    RNN, LSTM: b_l{l} [G*H] = bias_ih_l{l} + bias_hh_l{l}
-    GRU:       b_x_l{l} = bias_ih_l{l},  b_h_l{l} = bias_hh_l{l}  (both needed, see gru.py)
+    b_x_l{l} [G*H]    = bias_ih_l{l}          b_h_l{l} [G*H]    = bias_hh_l{l}
 
-with G = 1, 4 (i, f, g, o), 3 (r, z, n). Initialisation as PyTorch: U(-1/sqrt(H), 1/sqrt(H))
-for every weight; the single RNN/LSTM bias is the sum of two such draws, which is the
-distribution of PyTorch's bias_ih + bias_hh.
+with G = 1, 4 (i, f, g, o), 3 (r, z, n). In RNN and LSTM the two biases only ever appear as
+a sum, so the layer passes b = b_x + b_h to the functional pair and both receive its
+gradient db. Keeping two parameters anyway makes training follow PyTorch's exactly: an
+optimizer step moves each of them, so the sum moves twice as far as a single bias would,
+and each counts in the global gradient norm that clipping uses. (The GRU needs both in its
+maths, see tinylm/functional/gru.py.) Initialisation as PyTorch: every weight and bias
+~ U(-1/sqrt(H), 1/sqrt(H)).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class _Recurrent(Module):
 
     gates = 1                   # G: gate blocks in W_x and W_h
     n_states = 1                # arrays in the recurrent state (h; or h and c)
-    bias_names = ("b",)         # per-layer bias parameters, in the functional signature order
+    sum_biases = True           # the functional pair takes one bias b = b_x + b_h
     forward_fn = staticmethod(rnn_forward)
     backward_fn = staticmethod(rnn_backward)
 
@@ -54,24 +57,33 @@ class _Recurrent(Module):
         rng = default_rng(seed) if rng is None else rng
         bound, G, H = 1.0 / math.sqrt(hidden_size), self.gates, hidden_size
 
-        def uniform(shape, draws=1):
-            return sum(rng.uniform(-bound, bound, size=shape) for _ in range(draws)).astype(
-                DEFAULT_DTYPE)
+        def uniform(*shape):
+            return Parameter(rng.uniform(-bound, bound, size=shape).astype(DEFAULT_DTYPE))
 
-        draws = 2 if len(self.bias_names) == 1 else 1   # one bias stands for b_ih + b_hh
         for l in range(num_layers):
             I = input_size if l == 0 else hidden_size
-            setattr(self, f"W_x_l{l}", Parameter(uniform((I, G * H))))
-            setattr(self, f"W_h_l{l}", Parameter(uniform((H, G * H))))
-            for name in self.bias_names:
-                setattr(self, f"{name}_l{l}", Parameter(uniform((G * H,), draws)))
+            setattr(self, f"W_x_l{l}", uniform(I, G * H))
+            setattr(self, f"W_h_l{l}", uniform(H, G * H))
+            setattr(self, f"b_x_l{l}", uniform(G * H))
+            setattr(self, f"b_h_l{l}", uniform(G * H))
         self.between = ModuleList([Dropout(dropout, seed=seed + l) for l in range(num_layers - 1)])
         self._caches = None
 
     def layer_parameters(self, l: int):
-        """[W_x, W_h, biases...] of layer l, in the functional pair's argument order."""
-        names = ("W_x", "W_h") + self.bias_names
-        return [getattr(self, f"{name}_l{l}") for name in names]
+        """[W_x, W_h, b_x, b_h] of layer l."""
+        return [getattr(self, f"{name}_l{l}") for name in ("W_x", "W_h", "b_x", "b_h")]
+
+    def _functional_weights(self, l: int):
+        """Layer l's arrays in the functional pair's argument order."""
+        W_x, W_h, b_x, b_h = (p.data for p in self.layer_parameters(l))
+        return (W_x, W_h, b_x + b_h) if self.sum_biases else (W_x, W_h, b_x, b_h)
+
+    def _accumulate(self, l: int, grads) -> None:
+        """Add the functional pair's weight gradients to layer l's parameters."""
+        if self.sum_biases:                       # d(b_x + b_h) reaches both biases
+            grads = (*grads, grads[-1])
+        for p, g in zip(self.layer_parameters(l), grads):
+            p.accumulate(g)
 
     # -- the state: public shape <-> one tuple per layer -----------------------------------
     def _split_state(self, state, batch: int):
@@ -105,8 +117,7 @@ class _Recurrent(Module):
         for l in range(self.num_layers):
             if l > 0:
                 x = self.between[l - 1].forward(x)
-            params = [p.data for p in self.layer_parameters(l)]
-            out, cache = self.forward_fn(x, *states[l], *params)
+            out, cache = self.forward_fn(x, *states[l], *self._functional_weights(l))
             sequences = out if self.n_states == 2 else (out,)         # hs (and cs) [T, B, H]
             x = sequences[0]
             finals.append(tuple(seq[-1] for seq in sequences))
@@ -125,8 +136,7 @@ class _Recurrent(Module):
         for l in reversed(range(self.num_layers)):
             grads = self.backward_fn(self._sequence_gradients(dy, dstates[l]), self._caches[l])
             dy, dstate0[l] = grads[0], grads[1:1 + self.n_states]
-            for p, g in zip(self.layer_parameters(l), grads[1 + self.n_states:]):
-                p.accumulate(g)
+            self._accumulate(l, grads[1 + self.n_states:])
             if l > 0:
                 dy = self.between[l - 1].backward(dy)
         dx = dy.transpose(1, 0, 2) if self.batch_first else dy
@@ -166,6 +176,6 @@ class GRU(_Recurrent):
     """GRU (PyTorch variant), gates (r, z, n): h_t = (1 - z) n + z h_{t-1}."""
 
     gates = 3
-    bias_names = ("b_x", "b_h")
+    sum_biases = False
     forward_fn = staticmethod(gru_forward)
     backward_fn = staticmethod(gru_backward)

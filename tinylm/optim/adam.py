@@ -59,7 +59,8 @@ class Adam(Optimizer):
 
     def _update(self, p, state: dict, group: dict, t: int) -> None:
         xp = get_array_module(p.data)
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
         m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
         if wd != 0:
             if self.decoupled_weight_decay:

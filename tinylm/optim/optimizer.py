@@ -28,8 +28,6 @@ Chapter 04.
 
 from __future__ import annotations
 
-import numpy
-
 from tinylm.backend import get_array_module, to_numpy
 from tinylm.nn.parameter import Parameter
 
@@ -107,27 +105,47 @@ class Optimizer:
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Host copies of the step count, every group's hyperparameters and all buffers."""
-        out = {"step": numpy.asarray(self.step_count, dtype=numpy.int64)}
+        out = {"step": to_numpy(self.step_count)}
         for g, group in enumerate(self.param_groups):
             for name, value in group.items():
                 if name != "params":
-                    out[f"group{g}.{name}"] = numpy.asarray(value)
-            out[f"group{g}.num_params"] = numpy.asarray(len(group["params"]), dtype=numpy.int64)
+                    out[f"group{g}.{name}"] = to_numpy(value)
+            out[f"group{g}.num_params"] = to_numpy(len(group["params"]))
         for i, (p, state) in enumerate(zip(self.params, self.state)):
-            out[f"shape.{i}"] = numpy.asarray(p.shape, dtype=numpy.int64)
+            out[f"shape.{i}"] = to_numpy(list(p.shape))
             for name, buf in state.items():
-                out[f"{name}.{i}"] = _host_copy(buf)
+                out[f"{name}.{i}"] = to_numpy(buf).copy()
         return out
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()``; every mismatch is reported before anything changes."""
-        name = type(self).__name__
+        self._check_layout(state)
+        groups = [self._restored_group(state, g, group)
+                  for g, group in enumerate(self.param_groups)]
+        step = int(state["step"])
+        expected = self._expected_keys(groups, step)
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing entries {missing}, "
+                           f"unexpected entries {unexpected}; was the state saved by another "
+                           "optimizer?")
+        new_state, i = [], 0
+        for group in groups:
+            names = self._state_names(group) if step > 0 else ()
+            for p in group["params"]:
+                xp = get_array_module(p.data)
+                new_state.append({n: xp.array(state[f"{n}.{i}"], dtype=p.dtype) for n in names})
+                i += 1
+        self.param_groups, self.state, self.step_count = groups, new_state, step
+
+    def _check_layout(self, state: dict) -> None:
+        """Same number of groups, same number of parameters, same shapes, index by index."""
+        name, params = type(self).__name__, self.params
         n_groups = len({k.split(".")[0] for k in state if k.startswith("group")})
         if n_groups != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state has {n_groups} parameter "
                              f"groups but this optimizer has {len(self.param_groups)}; build "
                              "the optimizer with the same groups as the saved run.")
-        params = self.params
         n_saved = sum(1 for k in state if k.startswith("shape."))
         if n_saved != len(params):
             raise ValueError(f"{name}.load_state_dict: the state holds {n_saved} parameters "
@@ -139,31 +157,18 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: parameter {i} has shape "
                                  f"{tuple(p.shape)} but the state was saved for shape {saved}; "
                                  "the model configuration differs from the saved one.")
-        groups = [self._restored_group(state, g, group)
-                  for g, group in enumerate(self.param_groups)]
-        step = int(state["step"])
-        expected = {"step"} | {f"shape.{i}" for i in range(len(params))}
-        i = 0
+
+    def _expected_keys(self, groups: list, step: int) -> set:
+        keys, i = {"step"}, 0
         for g, group in enumerate(groups):
-            expected |= {f"group{g}.{k}" for k in group if k != "params"}
-            expected.add(f"group{g}.num_params")
+            keys |= {f"group{g}.{k}" for k in group if k != "params"}
+            keys.add(f"group{g}.num_params")
             for _ in group["params"]:
+                keys.add(f"shape.{i}")
                 if step > 0:
-                    expected |= {f"{buf}.{i}" for buf in self._state_names(group)}
+                    keys |= {f"{n}.{i}" for n in self._state_names(group)}
                 i += 1
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if missing or unexpected:
-            raise KeyError(f"{name}.load_state_dict: missing entries {missing}, unexpected "
-                           f"entries {unexpected}; was the state saved by another optimizer?")
-        new_state = []
-        i = 0
-        for group in groups:
-            for p in group["params"]:
-                xp = get_array_module(p.data)
-                new_state.append({buf: xp.array(state[f"{buf}.{i}"], dtype=p.dtype)
-                                  for buf in self._state_names(group) if step > 0})
-                i += 1
-        self.param_groups, self.state, self.step_count = groups, new_state, step
+        return keys
 
     def _restored_group(self, state: dict, g: int, group: dict) -> dict:
         saved = int(state.get(f"group{g}.num_params", -1))
@@ -236,11 +241,7 @@ def _as_float(value):
     return float(value)
 
 
-def _host_copy(a) -> numpy.ndarray:
-    return a.copy() if isinstance(a, numpy.ndarray) else to_numpy(a)
-
-
-def _like(saved: numpy.ndarray, current):
+def _like(saved, current):
     """Turn a saved 0-d/1-d array back into the Python type of the current setting."""
     if isinstance(current, tuple):
         return tuple(float(x) for x in saved)

@@ -1,0 +1,268 @@
+"""``tinylm bench gpt``: a full GPT training step (forward, backward, AdamW), tinylm against
+PyTorch eager on the same configuration and the same weights, in one process, interleaved.
+
+    tinylm bench gpt --layers 4 --heads 4 --embd 128 --block 64 --batch 12 --vocab 65
+                     [--steps 5] [--repeat 5] [--dtype float32] [--threads N] [--profile]
+                     [--json]
+
+The PyTorch twin is nanoGPT's model (Embedding, LayerNorm, Linear with a fused QKV,
+``F.scaled_dot_product_attention(is_causal=True)``, GELU tanh, weights tied with the head)
+with ``torch.optim.AdamW`` (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices), in
+the same dtype, started from tinylm's initial weights, ``torch.set_num_threads`` equal to
+numba's thread count. Dropout is 0 (a timing of the arithmetic, not of random masks).
+
+Timing: two untimed warm-up steps each, then ``--repeat`` alternating rounds of ``--steps``
+steps; each side reports its best round (the least disturbed on a shared machine).
+``ratio`` = tinylm tokens/s / PyTorch tokens/s (> 1: tinylm is faster). ``--profile`` adds
+the tinylm step split into forward / backward / optimizer and cProfile's top functions.
+
+``--train PRESET`` instead times whole training runs: the preset's run (e.g.
+shakespeare-char-cpu, 2000 iterations) with tinylm's training loop and with a PyTorch loop
+that reads the same batches, follows the same learning-rate schedule, clips gradients the
+same way and evaluates the same validation windows; it reports both wall times and final
+validation losses.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import time
+
+import numpy
+
+from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
+from tinylm.models.gpt import GPT, GPTConfig
+from tinylm.optim import AdamW
+
+LR, BETAS, WEIGHT_DECAY = 1e-3, (0.9, 0.99), 0.1
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--embd", type=int, default=128)
+    parser.add_argument("--block", type=int, default=64, help="context length (T)")
+    parser.add_argument("--batch", type=int, default=12, help="sequences per batch (B)")
+    parser.add_argument("--vocab", type=int, default=65)
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (best is kept)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for numba and torch (default: numba's count)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
+    parser.add_argument("--profile", action="store_true",
+                        help="split tinylm's step into phases and list cProfile's top functions")
+    parser.add_argument("--train", metavar="PRESET", default=None,
+                        help="time a whole training run of this preset, tinylm and PyTorch")
+    parser.add_argument("--train-iters", type=int, default=None,
+                        help="with --train: override the preset's max_iters")
+
+
+# -- the two models ---------------------------------------------------------------------------
+
+def build_tinylm(args):
+    config = GPTConfig(vocab_size=args.vocab, block_size=args.block, n_layer=args.layers,
+                       n_head=args.heads, n_embd=args.embd, dropout=0.0)
+    return GPT(config).to(dtype=numpy.dtype(args.dtype))
+
+
+def tinylm_optimizer(model, lr=LR):
+    """AdamW with weight decay on matrices only, as nanoGPT (and tinylm's train loop)."""
+    params = model.parameters()
+    return AdamW([{"params": [p for p in params if p.data.ndim >= 2],
+                   "weight_decay": WEIGHT_DECAY},
+                  {"params": [p for p in params if p.data.ndim < 2], "weight_decay": 0.0}],
+                 lr=lr, betas=BETAS)
+
+
+def torch_gpt_class(torch):
+    """nanoGPT's GPT in a few lines (no dropout), built on ``torch`` passed in."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self, D, H):
+            super().__init__()
+            self.H = H
+            self.ln_1, self.ln_2 = nn.LayerNorm(D), nn.LayerNorm(D)
+            self.c_attn, self.attn_proj = nn.Linear(D, 3 * D), nn.Linear(D, D)
+            self.c_fc, self.mlp_proj = nn.Linear(D, 4 * D), nn.Linear(4 * D, D)
+
+        def forward(self, x):
+            B, T, D = x.shape
+            q, k, v = self.c_attn(self.ln_1(x)).split(D, dim=2)
+            q, k, v = (t.view(B, T, self.H, D // self.H).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, D))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class TorchGPT(nn.Module):
+        def __init__(self, V, T, L, H, D):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(V, D), nn.Embedding(T, D)
+            self.h = nn.ModuleList([Block(D, H) for _ in range(L)])
+            self.ln_f = nn.LayerNorm(D)
+
+        def forward(self, idx, targets):
+            pos = torch.arange(idx.shape[1], device=idx.device)
+            x = self.wte(idx) + self.wpe(pos)
+            for block in self.h:
+                x = block(x)
+            logits = self.ln_f(x) @ self.wte.weight.T
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+    return TorchGPT
+
+
+def torch_names(name: str) -> tuple:
+    """tinylm parameter name -> (torch parameter name, transpose?). tinylm stores Linear
+    weights [in, out]; torch stores [out, in]."""
+    renames = {"attn.c_proj": "attn_proj", "mlp.c_proj": "mlp_proj", "attn.c_attn": "c_attn",
+               "mlp.c_fc": "c_fc"}
+    if name in ("wte", "wpe"):
+        return f"{name}.weight", False
+    for ours, theirs in renames.items():
+        name = name.replace(ours, theirs)
+    return name, name.endswith("weight") and not name.split(".")[-2].startswith("ln_")
+
+
+def build_torch_twin(torch, model, dtype: str):
+    """The PyTorch GPT with ``model``'s exact weights."""
+    c = model.config
+    twin = torch_gpt_class(torch)(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd)
+    twin = twin.to(getattr(torch, dtype))
+    params = dict(twin.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            theirs, transpose = torch_names(name)
+            value = p.data.T if transpose else p.data
+            params[theirs].copy_(torch.from_numpy(numpy.ascontiguousarray(value)))
+    return twin
+
+
+def torch_optimizer(torch, twin, lr=LR):
+    params = list(twin.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=BETAS)
+
+
+# -- one training step of each ---------------------------------------------------------------
+
+def tinylm_step_fn(model, optimizer, idx, targets):
+    phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+
+    def step():
+        t0 = time.perf_counter()
+        model.forward(idx, targets)
+        t1 = time.perf_counter()
+        model.backward()
+        t2 = time.perf_counter()
+        optimizer.step()
+        optimizer.zero_grad()
+        t3 = time.perf_counter()
+        phases["forward"] += t1 - t0
+        phases["backward"] += t2 - t1
+        phases["optimizer"] += t3 - t2
+    return step, phases
+
+
+def torch_step_fn(twin, optimizer, t_idx, t_targets):
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        twin(t_idx, t_targets).backward()
+        optimizer.step()
+    return step
+
+
+def _round_seconds(step, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def _import_torch(skip: bool):
+    if skip:
+        return None
+    try:
+        import torch  # optional: the comparison column
+    except ImportError:
+        return None
+    return torch
+
+
+def _set_threads(args, torch) -> int:
+    if NUMBA_AVAILABLE:
+        import numba
+        threads = args.threads or numba.get_num_threads()
+        numba.set_num_threads(threads)
+    else:
+        threads = args.threads or os.cpu_count()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def _profile_top(step, steps: int, limit: int = 15) -> list:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    total = stats.total_tt
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]
+    return [f"{100 * tt / total:5.1f}%  {tt / steps * 1e3:7.2f} ms/step  "
+            f"{os.path.basename(fn)}:{line}({name})"
+            for (fn, line, name), (_, _, tt, _, _) in rows]
+
+
+def run(args) -> dict:
+    if args.train:
+        return run_training(args)
+    torch = _import_torch(args.no_torch)
+    threads = _set_threads(args, torch)
+    rng = default_rng(0)
+    idx = rng.integers(0, args.vocab, size=(args.batch, args.block))
+    targets = rng.integers(0, args.vocab, size=(args.batch, args.block))
+    tokens = args.batch * args.block
+
+    model = build_tinylm(args)
+    twin = build_torch_twin(torch, model, args.dtype) if torch is not None else None
+    tiny_step, phases = tinylm_step_fn(model, tinylm_optimizer(model), idx, targets)
+    torch_step = (torch_step_fn(twin, torch_optimizer(torch, twin), torch.from_numpy(idx),
+                                torch.from_numpy(targets)) if torch is not None else None)
+    for _ in range(2):
+        tiny_step()
+        if torch_step is not None:
+            torch_step()
+    for key in phases:
+        phases[key] = 0.0
+    tiny_best, torch_best = float("inf"), float("inf")
+    for _ in range(max(1, args.repeat)):
+        tiny_best = min(tiny_best, _round_seconds(tiny_step, args.steps))
+        if torch_step is not None:
+            torch_best = min(torch_best, _round_seconds(torch_step, args.steps))
+
+    result = {"config": {"layers": args.layers, "heads": args.heads, "embd": args.embd,
+                         "block": args.block, "batch": args.batch, "vocab": args.vocab,
+                         "dtype": args.dtype},
+              "threads": threads, "kernels": os.environ.get(KERNEL_ENV_VAR, "auto"),
+              "tinylm_ms_per_step": round(1e3 * tiny_best, 2),
+              "tinylm_tokens_per_s": round(tokens / tiny_best, 1)}
+    if torch_step is not None:
+        result.update({"torch_version": torch.__version__,
+                       "torch_ms_per_step": round(1e3 * torch_best, 2),
+                       "torch_tokens_per_s": round(tokens / torch_best, 1),
+                       "ratio": round(torch_best / tiny_best, 3)})
+    else:
+        result.update({"torch_tokens_per_s": None, "ratio": None})
+    if args.profile:
+        total = sum(phases.values())
+        result["tinylm_phases"] = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
+        result["tinylm_cprofile"] = _profile_top(tiny_step, args.steps)
+    return result

@@ -1,0 +1,162 @@
+"""GPT: a decoder-only Transformer language model, laid out as GPT-2 / nanoGPT (chapter 07).
+
+    idx [B, T] int
+    x = wte[idx] + wpe[0..T-1]                 token + learned position embeddings  [B, T, D]
+    x = dropout(x)
+    x = Block_L(... Block_1(x))                pre-LN blocks (tinylm/nn/transformer.py)
+    x = ln_f(x)                                                                     [B, T, D]
+    logits = x wte^T                           tied output head（权重共享）             [B, T, V]
+    loss = mean cross-entropy(logits, targets)
+
+Weight tying: the output head reuses the token embedding table, so wte receives two
+gradients, one through the head (dlogits^T x) and one through the lookup (scatter-add).
+
+Initialisation as nanoGPT: every weight matrix and both embeddings ~ N(0, 0.02^2), biases
+0, layer norms (1, 0), and the two residual output projections (attn.c_proj, mlp.c_proj)
+~ N(0, (0.02 / sqrt(2 L))^2), so that the 2L residual additions do not grow the stream.
+
+Decoding (chapter 10) keeps a KV cache per layer: after the prompt, each new token costs
+one position of work instead of a full forward over the context. Learned positions are
+absolute, so once the context is longer than ``block_size`` the window slides, every
+cached key belongs to a different position, and each step recomputes the last
+``block_size`` tokens: exactly what the cache-free default (tinylm/models/base.py) does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tinylm.backend import default_rng, get_array_module
+from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from tinylm.functional.embedding import embedding_backward, embedding_forward
+from tinylm.functional.linear import linear_backward, linear_forward
+from tinylm.functional.positional import (learned_positional_backward,
+                                          learned_positional_forward)
+from tinylm.models.base import LanguageModel
+from tinylm.nn import init
+from tinylm.nn.containers import ModuleList
+from tinylm.nn.dropout import Dropout
+from tinylm.nn.layernorm import LayerNorm
+from tinylm.nn.parameter import Parameter
+from tinylm.nn.transformer import Block
+
+INIT_STD = 0.02
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64       # the longest context (rows of wpe)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0       # embeddings, attention weights and both residual branches
+    seed: int = 0              # initial weights and the dropout generators
+
+
+class GPT(LanguageModel):
+    """wte [V, D], wpe [block_size, D], h = L Blocks, ln_f; logits = ln_f(x) wte^T."""
+
+    config_class = GPTConfig
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"GPTConfig.{name}={getattr(config, name)} must be positive.")
+        if config.n_embd % config.n_head:
+            raise ValueError(f"GPTConfig: n_embd={config.n_embd} is not divisible by "
+                             f"n_head={config.n_head}.")
+        self.config = config
+        rng = default_rng(config.seed)
+        V, T, D, L = config.vocab_size, config.block_size, config.n_embd, config.n_layer
+        self.wte = Parameter(init.normal((V, D), INIT_STD, rng))                  # [V, D]
+        self.wpe = Parameter(init.normal((T, D), INIT_STD, rng))                  # [T, D]
+        self.drop = Dropout(config.dropout, seed=config.seed)
+        self.h = ModuleList([Block(D, config.n_head, config.dropout, rng=rng,
+                                   seed=config.seed + 10 * (i + 1)) for i in range(L)])
+        self.ln_f = LayerNorm(D)
+        self._init_blocks(rng)
+        self._loss_cache = None
+
+    def _init_blocks(self, rng):
+        proj_std = INIT_STD / math.sqrt(2 * self.config.n_layer)
+        for name, p in self.h.named_parameters():
+            if name.endswith("c_proj.weight"):
+                p.assign(init.normal(p.shape, proj_std, rng))
+            elif p.data.ndim == 2:
+                p.assign(init.normal(p.shape, INIT_STD, rng))
+            elif not name.split(".")[-2].startswith("ln_"):               # Linear biases
+                p.assign(init.zeros(p.shape))
+
+    # -- training ---------------------------------------------------------------------------
+    def forward(self, idx, targets=None):
+        """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
+        T = idx.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"GPT: a sequence of {T} tokens is longer than block_size="
+                             f"{self.config.block_size}; crop it to the last "
+                             f"{self.config.block_size} tokens.")
+        tok, self._tok_cache = embedding_forward(idx, self.wte.data)              # [B, T, D]
+        x, self._pos_cache = learned_positional_forward(tok, self.wpe.data)      # [B, T, D]
+        x = self.drop.forward(x)
+        for block in self.h:
+            x = block.forward(x)                                                  # [B, T, D]
+        x = self.ln_f.forward(x)                                                  # [B, T, D]
+        logits, self._head_cache = linear_forward(x, self.wte.data.T)            # [B, T, V]
+        if targets is None:
+            self._loss_cache = None
+            return logits, None
+        loss, self._loss_cache = cross_entropy_forward(logits, targets)
+        return logits, loss
+
+    def backward(self, dloss=1.0):
+        """Back-propagate the last loss into every parameter's ``grad``."""
+        if self._loss_cache is None:
+            raise RuntimeError("GPT.backward: call forward(idx, targets) first; there is no "
+                               "loss to differentiate.")
+        dlogits = cross_entropy_backward(dloss, self._loss_cache)                 # [B, T, V]
+        dx, dwte_head, _ = linear_backward(dlogits, self._head_cache)             # dW [D, V]
+        self.wte.accumulate(dwte_head.T)                                          # tied head
+        dx = self.ln_f.backward(dx)                                               # [B, T, D]
+        for block in reversed(list(self.h)):
+            dx = block.backward(dx)                                               # [B, T, D]
+        dx = self.drop.backward(dx)
+        dtok, dwpe = learned_positional_backward(dx, self._pos_cache)             # [B, T, D]
+        self.wpe.accumulate(dwpe)
+        self.wte.accumulate(embedding_backward(dtok, self._tok_cache))            # lookup
+
+    def attention_maps(self) -> list:
+        """The attention weights [B, H, T, T] of every layer from the last forward pass."""
+        return [block.attn.attention_weights for block in self.h]
+
+    # -- decoding with a KV cache -------------------------------------------------------------
+    def start_decoding(self, prompt):
+        """prompt [B, T] -> (logits of the next token [B, V], state with one KV cache per layer)."""
+        idx = self._crop(prompt)
+        caches = [block.attn.new_cache(idx.shape[0], self.config.block_size, self.wte.data)
+                  for block in self.h]
+        logits = self._forward_cached(idx, caches)                                # [B, T, V]
+        return logits[:, -1, :], {"caches": caches, "ids": prompt}
+
+    def decode_step(self, next_ids, state):
+        """next_ids [B] -> (logits [B, V], new state). Within block_size the new token is the
+        only position computed; beyond it the window slides and is recomputed in full."""
+        xp = get_array_module(state["ids"])
+        ids = xp.concatenate([state["ids"], next_ids[:, None]], axis=1)          # [B, t+1]
+        caches = state["caches"]
+        if caches[0].length < self.config.block_size:
+            logits = self._forward_cached(next_ids[:, None], caches)              # [B, 1, V]
+        else:
+            logits, _ = self.forward(self._crop(ids))                             # [B, T, V]
+        return logits[:, -1, :], {"caches": caches, "ids": ids}
+
+    def _forward_cached(self, idx, caches):
+        """idx [B, t] new tokens at positions caches' length .. + t - 1 -> logits [B, t, V]."""
+        tok, _ = embedding_forward(idx, self.wte.data)                            # [B, t, D]
+        x, _ = learned_positional_forward(tok, self.wpe.data, start=caches[0].length)
+        for block, cache in zip(self.h, caches):
+            x = block.forward_cached(x, cache)                                    # [B, t, D]
+        x = self.ln_f.forward(x)
+        return linear_forward(x, self.wte.data.T)[0]                              # [B, t, V]
