@@ -96,3 +96,35 @@ def test_bad_configuration_and_inputs_raise_clear_errors():
     model = MLPLM(MLPConfig(vocab_size=5, context=2, embd=2, hidden=3))
     with pytest.raises(ValueError, match="token ids"):
         model.forward(np.array([[1, 9]]))
+
+
+def test_window_projection_equals_embed_concatenate_project(kernels):
+    """window_projection_forward/backward against the textbook concatenation, both kernel paths."""
+    from tinylm.functional.embedding import embedding_backward, embedding_forward
+    from tinylm.functional.linear import linear_backward, linear_forward
+    from tinylm.functional.window_projection import (window_projection_backward,
+                                                     window_projection_forward)
+    from tinylm.gradcheck import check_gradients
+    rng = np.random.default_rng(4)
+    n, d, H, R, B, T = 3, 4, 5, 6, 2, 7
+    ids = rng.integers(0, R, size=(B, T + n - 1))
+    C, W, bias = rng.standard_normal((R, d)), rng.standard_normal((n * d, H)), rng.standard_normal(H)
+    dpre = rng.standard_normal((B, T, H))
+    pre, cache = window_projection_forward(ids, C, W, bias)
+    dC, dW, dbias = window_projection_backward(dpre, cache)
+    emb, emb_cache = embedding_forward(ids, C)
+    ctx = np.concatenate([emb[:, k:k + T] for k in range(n)], axis=-1)
+    ref, lin_cache = linear_forward(ctx, W, bias)
+    dctx, dW_ref, dbias_ref = linear_backward(dpre, lin_cache)
+    demb = np.zeros_like(emb)
+    for k in range(n):
+        demb[:, k:k + T] += dctx[..., k * d:(k + 1) * d]
+    np.testing.assert_allclose(pre, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dC, embedding_backward(demb, emb_cache), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dW, dW_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dbias, dbias_ref, rtol=1e-12, atol=1e-12)
+    report = check_gradients(window_projection_forward, window_projection_backward,
+                             {"ids": ids, "C": C, "W": W, "bias": bias}, tolerance=1e-7)
+    assert report.passed, str(report)
+    with pytest.raises(ValueError, match="multiple"):
+        window_projection_forward(ids, C, W[:-1], bias)

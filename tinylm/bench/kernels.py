@@ -4,6 +4,8 @@ equivalent, when torch is installed) at the sizes training actually uses.
     tinylm bench kernels                  float32, best of 5 after a warm-up
     tinylm bench kernels --json           the same figures as one JSON object
     tinylm bench kernels --quick          tiny sizes (a smoke test, not a measurement)
+    tinylm bench kernels --threads 1 --clock cpu    one core, CPU time: comparable figures
+                                                    even on a machine other jobs share
 
 Every timing is the best of ``--repeat`` runs after one untimed warm-up call (which also
 compiles or loads the numba code), so compilation never counts. A slow path stops repeating
@@ -57,16 +59,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test only")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for numba and torch (default: all cores)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="'cpu' times the calling thread's CPU time, which other processes "
+                             "on a busy machine do not inflate; needs --threads 1")
 
 
-def best_ms(fn, repeat: int, budget: float) -> float:
-    """Best wall time of ``fn()`` in milliseconds, after one untimed warm-up call."""
+def best_ms(fn, repeat: int, budget: float, clock=time.perf_counter) -> float:
+    """Best time of ``fn()`` in milliseconds on ``clock``, after one untimed warm-up call."""
     fn()
     best, spent = float("inf"), 0.0
     for _ in range(max(1, repeat)):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         best, spent = min(best, elapsed), spent + elapsed
         if spent > budget:
             break
@@ -188,8 +195,16 @@ def run(args) -> dict:
     if not NUMBA_AVAILABLE:
         raise SystemExit("tinylm bench kernels compares the numba kernels with their references; "
                          "pip install numba first.")
+    if args.clock == "cpu" and args.threads != 1:
+        raise SystemExit("--clock cpu measures one thread's CPU time; add --threads 1.")
     os.environ[KERNEL_ENV_VAR] = "auto"      # the dispatching path must pick numba here
     torch = _import_torch(args.no_torch)
+    if args.threads:
+        import numba
+        numba.set_num_threads(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     dtype = numpy.dtype(args.dtype)
     rng = default_rng(0)
     rows = {}
@@ -197,21 +212,22 @@ def run(args) -> dict:
         sizes = {**sizes, **QUICK[kind]} if args.quick else sizes
         name = case_name(kind, sizes)
         reference, fast, torch_fn = BUILDERS[kind](rng, dtype, torch, **sizes)
-        ref_ms = best_ms(reference, args.repeat, args.budget)
-        numba_ms = best_ms(fast, args.repeat, args.budget)
+        ref_ms = best_ms(reference, args.repeat, args.budget, clock)
+        numba_ms = best_ms(fast, args.repeat, args.budget, clock)
         row = {"reference_ms": round(ref_ms, 3), "numba_ms": round(numba_ms, 3),
                "speedup_vs_reference": round(ref_ms / numba_ms, 2)}
         if torch_fn is not None:
-            torch_ms = best_ms(torch_fn, args.repeat, args.budget)
+            torch_ms = best_ms(torch_fn, args.repeat, args.budget, clock)
             row["torch_ms"] = round(torch_ms, 3)
             row["numba_vs_torch"] = round(torch_ms / numba_ms, 2)
         rows[name] = row if args.json else _describe(row)
-    return {"dtype": args.dtype, "machine": _machine(torch), **rows}
+    return {"dtype": args.dtype, "clock": args.clock, "machine": _machine(torch), **rows}
 
 
 def _describe(row: dict) -> str:
     text = (f"reference {row['reference_ms']:9.2f} ms   numba {row['numba_ms']:8.2f} ms "
             f"({row['speedup_vs_reference']:6.1f}x)")
     if "torch_ms" in row:
-        text += f"   torch {row['torch_ms']:8.2f} ms (numba {row['numba_vs_torch']:.2f}x torch's speed)"
+        text += (f"   torch {row['torch_ms']:8.2f} ms "
+                 f"(numba at {row['numba_vs_torch']:.2f}x torch's speed)")
     return text

@@ -5,6 +5,7 @@ through one tanh hidden layer to a softmax over the vocabulary:
 
     e_t = [C(x_{t-n+1}); ...; C(x_t)]          C: embedding table [V+1, d]   e_t: [n d]
     h_t = tanh(e_t W1 + b1)                     W1: [n d, H]                  h_t: [H]
+                                                (dropout on h_t while training)
     z_t = h_t W2 + b2                           W2: [H, V]                    z_t: [V]
     p(x_{t+1} | x_{t-n+1..t}) = softmax(z_t)
 
@@ -29,6 +30,7 @@ from tinylm.functional.window_projection import (window_projection_backward,
                                                  window_projection_forward)
 from tinylm.models.base import LanguageModel
 from tinylm.nn import init
+from tinylm.nn.dropout import Dropout
 from tinylm.nn.parameter import Parameter
 
 
@@ -39,6 +41,7 @@ class MLPConfig:
     embd: int = 32            # d: embedding width per token
     hidden: int = 512         # H: hidden units
     embd_std: float = 1.0     # initial embedding scale
+    dropout: float = 0.0      # inverted dropout on the hidden layer, in training mode only
     seed: int = 0
 
 
@@ -60,6 +63,7 @@ class MLPLM(LanguageModel):
         self.b_hidden = Parameter(init.uniform_fan_in((H,), n * d, rng))          # [H]
         self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))               # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                 # [V]
+        self.dropout = Dropout(config.dropout, seed=config.seed)
 
     @property
     def context_size(self) -> int:
@@ -74,6 +78,7 @@ class MLPLM(LanguageModel):
         pre, proj_cache = window_projection_forward(                      # [B, T, H]
             padded, self.wte.data, self.w_hidden.data, self.b_hidden.data)
         h, tanh_cache = tanh_forward(pre)                                  # [B, T, H]
+        h = self.dropout.forward(h)                                        # [B, T, H]
         logits, out_cache = linear_forward(h, self.w_out.data, self.b_out.data)  # [B, T, V]
         self._caches = (proj_cache, tanh_cache, out_cache)
         if targets is None:
@@ -86,6 +91,7 @@ class MLPLM(LanguageModel):
         proj_cache, tanh_cache, out_cache = self._caches
         dlogits = cross_entropy_backward(dloss, self._loss_cache)          # [B, T, V]
         dh, dW2, db2 = linear_backward(dlogits, out_cache)                 # [B, T, H]
+        dh = self.dropout.backward(dh)                                     # [B, T, H]
         dpre = tanh_backward(dh, tanh_cache)                               # [B, T, H]
         dC, dW1, db1 = window_projection_backward(dpre, proj_cache)       # [V+1, d], ...
         self.wte.accumulate(dC)

@@ -18,7 +18,7 @@ from tinylm.checkpoint import load_checkpoint
 from tinylm.data import load_tokenizer
 from tinylm.models import MODEL_REGISTRY
 from tinylm.train.config import TrainConfig
-from tinylm.train.loop import CHECKPOINT_NAME, train
+from tinylm.train.loop import CHECKPOINT_NAME, fit_counts, train
 from tinylm.train.presets import get_preset
 from tinylm.train.setup import build_model, prepare_data
 
@@ -107,9 +107,13 @@ def main(argv) -> int:
     print(f"{args.model}: {model.num_parameters():,} parameters; {len(data.train):,} training "
           f"and {len(data.val):,} validation tokens; vocabulary {data.tokenizer.vocab_size}")
     started = time.perf_counter()
-    run = train(model, args.model, cfg, data.train, data.val, resume=args.resume)
+    if hasattr(model, "fit"):          # count-based (n-gram): counting replaces training
+        run = fit_counts(model, args.model, cfg, data.train, data.val)
+    else:
+        run = train(model, args.model, cfg, data.train, data.val, resume=args.resume)
     final = run.evals[-1]
     print(f"done in {time.perf_counter() - started:.1f} s: val loss {final['val_loss']:.4f}, "
           f"val perplexity {final['val_perplexity']:.2f}")
-    print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.npz  loss curve: {out_dir / 'loss.png'}")
+    print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.npz"
+          + ("" if hasattr(model, "fit") else f"  loss curve: {out_dir / 'loss.png'}"))
     return 0

@@ -143,6 +143,21 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
     return run
 
 
+def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print) -> RunState:
+    """A count-based model (the n-gram baseline) is "trained" by counting, then scored with
+    the same evaluation code as the neural models and saved like them."""
+    started = time.perf_counter()
+    model.fit(train_ids)
+    run = RunState()
+    _evaluate(model, cfg, val_ids, numpy, run, log)
+    run.elapsed_s = time.perf_counter() - started
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    meta = {"model": model_name, "model_config": model.config_dict(),
+            "train_config": cfg.to_dict(), "run": dataclasses.asdict(run)}
+    save_checkpoint(Path(cfg.out_dir) / CHECKPOINT_NAME, arrays, meta)
+    return run
+
+
 def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int) -> float:
     """One optimisation step; returns the training loss of the batch."""
     batch = batcher.next_batch()

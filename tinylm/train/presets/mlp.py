@@ -14,3 +14,11 @@ PRESETS = {
                   "out_dir": "runs/shakespeare-char-mlp"},
     },
 }
+
+# The count-based baseline the MLP must beat, scored by the same evaluation code
+# (tinylm.evaluate.evaluate_lm with the same batch and block sizes).
+PRESETS["shakespeare-char-ngram"] = {
+    "model": "ngram",
+    "model_config": {"order": 7, "smoothing": "kneser_ney", "discount": 0.9},
+    "train": dict(PRESETS["shakespeare-char-mlp"]["train"], out_dir="runs/shakespeare-char-ngram"),
+}
