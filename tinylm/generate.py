@@ -8,8 +8,11 @@ At each step the model gives logits z [B, V] for the next token. The strategies:
 * top-p (nucleus): keep the smallest set of tokens whose probability mass reaches p, sample
 
 Decoding goes through the model's incremental interface (``start_decoding`` /
-``decode_step``, see tinylm/models/base.py), so a model with a KV cache or a recurrent state
-decodes in O(1) work per new token instead of recomputing the whole context.
+``decode_step``, see tinylm/models/base.py), so a model with a KV cache (GPT) or a
+recurrent state decodes each new token with one position of work instead of recomputing
+the whole context. ``use_cache=False`` forces the recomputing default of
+``LanguageModel`` -- the specification the cache is tested against, and the baseline of
+``tinylm bench gpt --generate``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy
 
 from tinylm.backend import get_array_module, to_numpy
 from tinylm.functional.softmax import softmax_forward
+from tinylm.models.base import LanguageModel
 
 
 def filter_logits(logits, top_k: int | None = None, top_p: float | None = None):
@@ -59,27 +63,35 @@ def sample_next(logits, rng, temperature: float = 1.0, top_k=None, top_p=None, g
 
 def generate(model, prompt, max_new_tokens: int, rng, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-             stop_ids=()):
+             stop_ids=(), use_cache: bool = True):
     """Extend ``prompt`` [B, T] (int ids on the model's device) by up to ``max_new_tokens``.
 
     Returns the new ids only, as a host array [B, n]; generation stops early once every
-    row has produced a token from ``stop_ids`` (the stop token is kept).
+    row has produced a token from ``stop_ids`` (the stop token is kept). ``use_cache=False``
+    recomputes the whole (cropped) context at every step instead of using the model's
+    incremental decoder; both give the same tokens.
     """
     if prompt.ndim != 2 or prompt.shape[1] == 0:
         raise ValueError(f"prompt must be [batch, length>=1] token ids, got shape {prompt.shape}.")
+    if not use_cache and model.stateful:
+        raise ValueError(f"use_cache=False recomputes from the tokens alone, but "
+                         f"{type(model).__name__} carries a recurrent state; use the default.")
     xp = get_array_module(prompt)
     was_training = model.training
     model.eval()
     stop = set(int(s) for s in stop_ids)
     done = [False] * prompt.shape[0]
     new_ids = []
-    logits, state = model.start_decoding(prompt)
+    start, step = ((model.start_decoding, model.decode_step) if use_cache else
+                   (lambda p: LanguageModel.start_decoding(model, p),
+                    lambda ids, st: LanguageModel.decode_step(model, ids, st)))
+    logits, state = start(prompt)
     for _ in range(max_new_tokens):
         ids = sample_next(logits, rng, temperature, top_k, top_p, greedy)      # [B]
         new_ids.append(ids)
         done = [d or int(i) in stop for d, i in zip(done, ids)]
         if all(done) or len(new_ids) == max_new_tokens:
             break
-        logits, state = model.decode_step(xp.asarray(ids, dtype=prompt.dtype), state)
+        logits, state = step(xp.asarray(ids, dtype=prompt.dtype), state)
     model.train(was_training)
     return numpy.stack(new_ids, axis=1) if new_ids else numpy.zeros((prompt.shape[0], 0), int)

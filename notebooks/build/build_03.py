@@ -70,8 +70,8 @@ sits near $10^{-9}$; a wrong one is off by something of order 1."""),
 for report in reports:
     print(report, end="\n\n")
 print(f"{sum(r.passed for r in reports)}/{len(reports)} cases pass")"""),
-    ("md", r"""A check is only worth something if it can fail. Here is a sigmoid backward that forgot
-the factor $(1 - s)$ of $\sigma'(x) = s(1 - s)$:"""),
+    ("md", r"""A check is only worth something if it can fail. Here is a sigmoid backward that
+forgot the factor $(1 - s)$ of $\sigma'(x) = s(1 - s)$:"""),
     ("code", r"""from tinylm.gradcheck import check_gradients
 
 def sigmoid_backward_wrong(dout, s):

@@ -11,6 +11,9 @@ with ``torch.optim.AdamW`` (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matr
 the same dtype, started from tinylm's initial weights, ``torch.set_num_threads`` equal to
 numba's thread count. Dropout is 0 (a timing of the arithmetic, not of random masks).
 
+``--generate N`` adds the generation speed of tinylm's model: N new tokens from a one-token
+prompt (batch 1), with the KV cache and with full recomputation at every step.
+
 Timing: two untimed warm-up steps each, then ``--repeat`` alternating rounds of ``--steps``
 steps; each side reports its best round (the least disturbed on a shared machine).
 ``ratio`` = tinylm tokens/s / PyTorch tokens/s (> 1: tinylm is faster). ``--profile`` adds
@@ -55,6 +58,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
     parser.add_argument("--profile", action="store_true",
                         help="split tinylm's step into phases and list cProfile's top functions")
+    parser.add_argument("--generate", type=int, default=0, metavar="N",
+                        help="also time generating N tokens with and without the KV cache")
     parser.add_argument("--train", metavar="PRESET", default=None,
                         help="time a whole training run of this preset, tinylm and PyTorch")
     parser.add_argument("--train-iters", type=int, default=None,
@@ -79,13 +84,13 @@ def tinylm_optimizer(model, lr=LR):
 
 
 def torch_gpt_class(torch):
-    """nanoGPT's GPT in a few lines (no dropout), built on ``torch`` passed in."""
+    """nanoGPT's GPT in a few lines, built on ``torch`` passed in."""
     nn, F = torch.nn, torch.nn.functional
 
     class Block(nn.Module):
-        def __init__(self, D, H):
+        def __init__(self, D, H, p):
             super().__init__()
-            self.H = H
+            self.H, self.p, self.drop = H, p, nn.Dropout(p)
             self.ln_1, self.ln_2 = nn.LayerNorm(D), nn.LayerNorm(D)
             self.c_attn, self.attn_proj = nn.Linear(D, 3 * D), nn.Linear(D, D)
             self.c_fc, self.mlp_proj = nn.Linear(D, 4 * D), nn.Linear(4 * D, D)
@@ -94,20 +99,22 @@ def torch_gpt_class(torch):
             B, T, D = x.shape
             q, k, v = self.c_attn(self.ln_1(x)).split(D, dim=2)
             q, k, v = (t.view(B, T, self.H, D // self.H).transpose(1, 2) for t in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, D))
-            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.p if self.training else 0.0)
+            x = x + self.drop(self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, D)))
+            h = F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")
+            return x + self.drop(self.mlp_proj(h))
 
     class TorchGPT(nn.Module):
-        def __init__(self, V, T, L, H, D):
+        def __init__(self, V, T, L, H, D, p=0.0):
             super().__init__()
             self.wte, self.wpe = nn.Embedding(V, D), nn.Embedding(T, D)
-            self.h = nn.ModuleList([Block(D, H) for _ in range(L)])
-            self.ln_f = nn.LayerNorm(D)
+            self.h = nn.ModuleList([Block(D, H, p) for _ in range(L)])
+            self.ln_f, self.drop = nn.LayerNorm(D), nn.Dropout(p)
 
         def forward(self, idx, targets):
             pos = torch.arange(idx.shape[1], device=idx.device)
-            x = self.wte(idx) + self.wpe(pos)
+            x = self.drop(self.wte(idx) + self.wpe(pos))
             for block in self.h:
                 x = block(x)
             logits = self.ln_f(x) @ self.wte.weight.T
@@ -131,7 +138,8 @@ def torch_names(name: str) -> tuple:
 def build_torch_twin(torch, model, dtype: str):
     """The PyTorch GPT with ``model``'s exact weights."""
     c = model.config
-    twin = torch_gpt_class(torch)(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd)
+    twin = torch_gpt_class(torch)(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd,
+                                  c.dropout)
     twin = twin.to(getattr(torch, dtype))
     params = dict(twin.named_parameters())
     with torch.no_grad():
@@ -261,8 +269,115 @@ def run(args) -> dict:
                        "ratio": round(torch_best / tiny_best, 3)})
     else:
         result.update({"torch_tokens_per_s": None, "ratio": None})
+    if args.generate:
+        result.update(generation_speed(model, args.generate))
     if args.profile:
         total = sum(phases.values())
         result["tinylm_phases"] = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
         result["tinylm_cprofile"] = _profile_top(tiny_step, args.steps)
     return result
+
+
+# -- generation speed --------------------------------------------------------------------------
+
+def generation_speed(model, n_tokens: int) -> dict:
+    """Tokens/s of ``generate`` from a one-token prompt, with and without the KV cache."""
+    from tinylm.generate import generate
+    prompt = numpy.zeros((1, 1), dtype=numpy.int64)
+    speeds = {}
+    for use_cache in (True, False):
+        generate(model, prompt, 4, default_rng(0), use_cache=use_cache)        # warm-up
+        start = time.perf_counter()
+        new = generate(model, prompt, n_tokens, default_rng(0), use_cache=use_cache)
+        speeds[use_cache] = new.shape[1] / (time.perf_counter() - start)
+    return {"generate_tokens": n_tokens,
+            "generate_tokens_per_s_kv_cache": round(speeds[True], 1),
+            "generate_tokens_per_s_recompute": round(speeds[False], 1)}
+
+
+# -- whole training runs -----------------------------------------------------------------------
+
+def run_training(args) -> dict:
+    """The preset's training run with tinylm's loop, then the same run in PyTorch."""
+    import dataclasses
+    import tempfile
+
+    from tinylm.models.gpt import GPT
+    from tinylm.train.config import TrainConfig
+    from tinylm.train.loop import train
+    from tinylm.train.presets import get_preset
+    from tinylm.train.setup import prepare_data
+
+    torch = _import_torch(args.no_torch)
+    threads = _set_threads(args, torch)
+    preset = get_preset(args.train)
+    if preset["model"] != "gpt":
+        raise SystemExit(f"preset {args.train!r} is not a GPT preset.")
+    cfg = TrainConfig.from_dict(preset["train"])
+    if args.train_iters:
+        cfg = dataclasses.replace(cfg, max_iters=args.train_iters,
+                                  lr_decay_iters=args.train_iters)
+    data = prepare_data(cfg)
+    model = GPT.from_config(dict(preset["model_config"], vocab_size=data.tokenizer.vocab_size))
+    initial = model.state_dict()
+    result = {"preset": args.train, "max_iters": cfg.max_iters, "threads": threads}
+    with tempfile.TemporaryDirectory() as out_dir:
+        cfg = dataclasses.replace(cfg, out_dir=out_dir, progress=False)
+        start = time.perf_counter()
+        run = train(model, "gpt", cfg, data.train, data.val, log=lambda line: None)
+        result["tinylm_wall_s"] = round(time.perf_counter() - start, 1)
+        result["tinylm_val_loss"] = round(run.evals[-1]["val_loss"], 4)
+    if torch is not None:
+        model.load_state_dict(initial)
+        twin = build_torch_twin(torch, model.to(dtype=numpy.float32), "float32")
+        start = time.perf_counter()
+        val_loss = torch_training_run(torch, twin, cfg, data)
+        result["torch_wall_s"] = round(time.perf_counter() - start, 1)
+        result["torch_val_loss"] = round(val_loss, 4)
+        result["speedup"] = round(result["torch_wall_s"] / result["tinylm_wall_s"], 3)
+    return result
+
+
+def torch_training_run(torch, twin, cfg, data) -> float:
+    """tinylm's training loop (tinylm/train/loop.py) step for step in PyTorch: the same
+    batches, schedule, clipping and validation windows. Returns the final validation loss."""
+    from tinylm.optim import lr_at
+    from tinylm.train.loop import schedule_view
+    from tinylm.train.setup import build_batcher
+
+    batcher = build_batcher(data.train, cfg)
+    sched = schedule_view(cfg, batcher, cfg.max_iters)
+    optimizer = torch_optimizer(torch, twin, cfg.lr)
+    val_loss = float("nan")
+    for it in range(cfg.max_iters + 1):
+        if it % cfg.eval_interval == 0 or it == cfg.max_iters:
+            val_loss = torch_evaluate(torch, twin, data.val, cfg)
+        if it == cfg.max_iters:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(it, sched)
+        x, y = batcher.next_batch()
+        loss = twin(torch.from_numpy(x), torch.from_numpy(y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), cfg.grad_clip)
+        optimizer.step()
+    return val_loss
+
+
+def torch_evaluate(torch, twin, ids, cfg) -> float:
+    """Mean validation loss over the windows tinylm.evaluate.evaluate_lm reads."""
+    from tinylm.data import iterate_eval_windows
+
+    twin.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i, (x, y) in enumerate(iterate_eval_windows(ids, cfg.batch_size, cfg.block_size)):
+            if cfg.eval_iters and i >= cfg.eval_iters:
+                break
+            loss = twin(torch.from_numpy(numpy.ascontiguousarray(x)),
+                        torch.from_numpy(numpy.ascontiguousarray(y)))
+            total += loss.item() * y.size
+            count += y.size
+    twin.train()
+    return total / count

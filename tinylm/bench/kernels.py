@@ -3,7 +3,7 @@ equivalent, when torch is installed) at the sizes training actually uses.
 
     tinylm bench kernels                  float32, best of 5 after a warm-up
     tinylm bench kernels --json           the same figures as one JSON object
-    tinylm bench kernels --quick          tiny sizes (a smoke test, not a measurement)
+    tinylm bench kernels --quick          rows / 256 (a smoke test, not a measurement)
     tinylm bench kernels --threads 1 --clock cpu    one core, CPU time: comparable figures
                                                     even on a machine other jobs share
 
@@ -28,7 +28,7 @@ import time
 
 import numpy
 
-from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
+from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng, kernel_mode
 from tinylm.kernels import cross_entropy, embedding, gelu, layernorm
 
 # (kernel, sizes) at realistic training sizes: B*T rows of a char-level (V=65) or word-level
@@ -44,8 +44,11 @@ CASES = [
     ("gelu", dict(size=64 * 256 * 1536, approximate="tanh")),
     ("gelu", dict(size=64 * 256 * 1536, approximate="none")),
 ]
-QUICK = {"embedding": dict(N=50, D=8, V=11), "cross_entropy": dict(N=40, V=9),
-         "layernorm": dict(N=30, C=16), "gelu": dict(size=1000)}
+QUICK_SHRINK = 256      # --quick divides the rows (N) and element counts (size) by this
+
+
+def quick_sizes(sizes: dict) -> dict:
+    return {k: max(1, v // QUICK_SHRINK) if k in ("N", "size") else v for k, v in sizes.items()}
 
 
 def case_name(kind: str, sizes: dict) -> str:
@@ -57,7 +60,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--budget", type=float, default=3.0,
                         help="seconds after which a slow path stops repeating")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test only")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"rows / {QUICK_SHRINK}: a smoke test, not a measurement")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     parser.add_argument("--threads", type=int, default=0,
                         help="threads for numba and torch (default: all cores)")
@@ -197,7 +201,8 @@ def run(args) -> dict:
                          "pip install numba first.")
     if args.clock == "cpu" and args.threads != 1:
         raise SystemExit("--clock cpu measures one thread's CPU time; add --threads 1.")
-    os.environ[KERNEL_ENV_VAR] = "auto"      # the dispatching path must pick numba here
+    if kernel_mode() == "reference":
+        raise SystemExit(f"{KERNEL_ENV_VAR}=reference would time the reference twice; unset it.")
     torch = _import_torch(args.no_torch)
     if args.threads:
         import numba
@@ -209,7 +214,7 @@ def run(args) -> dict:
     rng = default_rng(0)
     rows = {}
     for kind, sizes in CASES:
-        sizes = {**sizes, **QUICK[kind]} if args.quick else sizes
+        sizes = quick_sizes(sizes) if args.quick else sizes
         name = case_name(kind, sizes)
         reference, fast, torch_fn = BUILDERS[kind](rng, dtype, torch, **sizes)
         ref_ms = best_ms(reference, args.repeat, args.budget, clock)

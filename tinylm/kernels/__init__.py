@@ -25,11 +25,13 @@ def parallel_chunks(work: int, units: int) -> int:
 
     Waking numba's worker threads costs about 10 us on an idle machine and milliseconds on a
     busy one (a worker that is not scheduled holds up the whole parallel region), so small
-    problems stay serial. Larger ones get a few chunks per thread, so uneven chunks balance.
+    problems stay serial. Larger ones get one chunk per thread: the work per row, column or
+    element is uniform, and numba hands each thread an equal share of the ``prange``
+    iterations, so more chunks would only add passes (and partial sums).
     """
     import numba
 
     threads = numba.get_num_threads()
     if work < PARALLEL_MIN_WORK or threads == 1:
         return 1
-    return max(1, min(units, 4 * threads))
+    return max(1, min(units, threads))

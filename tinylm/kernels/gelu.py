@@ -37,14 +37,15 @@ def gelu_forward_reference(x, approximate: str):
     """Element-wise GELU of any-shaped x; approximate is 'none' or 'tanh'."""
     xp = get_array_module(x)
     if approximate == "tanh":
-        return 0.5 * x * (1.0 + xp.tanh(SQRT_2_OVER_PI * (x + TANH_COEF * x ** 3)))
+        return 0.5 * x * (1.0 + xp.tanh(SQRT_2_OVER_PI * (x + TANH_COEF * x * x * x)))
     return 0.5 * x * (1.0 + _erf(x * INV_SQRT_2))
 
 
 def gelu_backward_reference(dout, x, approximate: str):
+    """dout, x [any shape] -> dx = dout * gelu'(x)."""
     xp = get_array_module(x)
     if approximate == "tanh":
-        t = xp.tanh(SQRT_2_OVER_PI * (x + TANH_COEF * x ** 3))
+        t = xp.tanh(SQRT_2_OVER_PI * (x + TANH_COEF * x * x * x))
         du = SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_COEF * x * x)
         return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
     cdf = 0.5 * (1.0 + _erf(x * INV_SQRT_2))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.kernels import FASTMATH, parallel_chunks
 
 
 def window_sum_reference(tables, ids, T: int):
@@ -41,11 +42,12 @@ def window_sum_backward_reference(dout, ids, n: int, R: int):
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(cache=True, parallel=True)
-    def _window_sum_numba(tables, ids, out):
+    @numba.njit(cache=True, fastmath=FASTMATH)
+    def _gather_sum_rows(tables, ids, out, lo, hi):
+        """out[b, t] = sum_k tables[k, ids[b, t+k]] for the flat positions bt in [lo, hi)."""
         n = tables.shape[0]
-        B, T, H = out.shape
-        for bt in numba.prange(B * T):
+        _, T, H = out.shape
+        for bt in range(lo, hi):
             b, t = bt // T, bt % T
             r = ids[b, t]
             for h in range(H):
@@ -55,26 +57,44 @@ if NUMBA_AVAILABLE:
                 for h in range(H):
                     out[b, t, h] += tables[k, r, h]
 
-    @numba.njit(cache=True, parallel=True)
-    def _window_sum_backward_numba(dout, ids, dtables, n_chunks):
-        # Each thread owns a slice of the H columns: no two threads write the same element.
-        n = dtables.shape[0]
-        B, T, H = dout.shape
+    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    def _gather_sum_parallel(tables, ids, out, n_chunks):
+        rows = out.shape[0] * out.shape[1]
         for c in numba.prange(n_chunks):
-            lo, hi = c * H // n_chunks, (c + 1) * H // n_chunks
-            for b in range(B):
-                for t in range(T):
-                    for k in range(n):
-                        r = ids[b, t + k]
-                        for h in range(lo, hi):
-                            dtables[k, r, h] += dout[b, t, h]
+            _gather_sum_rows(tables, ids, out, c * rows // n_chunks, (c + 1) * rows // n_chunks)
+
+    @numba.njit(cache=True, fastmath=FASTMATH)
+    def _scatter_add_columns(dout, ids, dtables, lo, hi):
+        """dtables[k, ids[b, t+k], lo:hi] += dout[b, t, lo:hi], in position order."""
+        n = dtables.shape[0]
+        B, T, _ = dout.shape
+        for b in range(B):
+            for t in range(T):
+                for k in range(n):
+                    r = ids[b, t + k]
+                    for h in range(lo, hi):
+                        dtables[k, r, h] += dout[b, t, h]
+
+    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    def _scatter_add_parallel(dout, ids, dtables, n_chunks):
+        # Each chunk owns a slice of the H columns: no two threads write the same entry.
+        H = dout.shape[2]
+        for c in numba.prange(n_chunks):
+            _scatter_add_columns(dout, ids, dtables, c * H // n_chunks, (c + 1) * H // n_chunks)
 
 
 def window_sum(tables, ids, T: int):
     """tables [n, R, H], ids [B, T+n-1] int -> out [B, T, H]."""
     if use_numba(tables, ids):
-        out = numpy.empty((ids.shape[0], T, tables.shape[2]), dtype=tables.dtype)
-        _window_sum_numba(numpy.ascontiguousarray(tables), ids.astype(numpy.int64), out)
+        n, _, H = tables.shape
+        out = numpy.empty((ids.shape[0], T, H), dtype=tables.dtype)
+        tables = numpy.ascontiguousarray(tables)
+        ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
+        chunks = parallel_chunks(out.size * n, ids.shape[0] * T)
+        if chunks == 1:
+            _gather_sum_rows(tables, ids, out, 0, ids.shape[0] * T)
+        else:
+            _gather_sum_parallel(tables, ids, out, chunks)
         return out
     return window_sum_reference(tables, ids, T)
 
@@ -82,10 +102,14 @@ def window_sum(tables, ids, T: int):
 def window_sum_backward(dout, ids, n: int, R: int):
     """dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H]."""
     if use_numba(dout, ids):
-        import numba
-        dtables = numpy.zeros((n, R, dout.shape[2]), dtype=dout.dtype)
-        n_chunks = max(1, min(dout.shape[2] // 16, numba.get_num_threads() * 2))
-        _window_sum_backward_numba(numpy.ascontiguousarray(dout), ids.astype(numpy.int64),
-                                   dtables, n_chunks)
+        H = dout.shape[2]
+        dtables = numpy.zeros((n, R, H), dtype=dout.dtype)
+        dout = numpy.ascontiguousarray(dout)
+        ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
+        chunks = parallel_chunks(dout.size * n, H)
+        if chunks == 1:
+            _scatter_add_columns(dout, ids, dtables, 0, H)
+        else:
+            _scatter_add_parallel(dout, ids, dtables, chunks)
         return dtables
     return window_sum_backward_reference(dout, ids, n, R)
