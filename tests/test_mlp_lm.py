@@ -98,7 +98,8 @@ def test_bad_configuration_and_inputs_raise_clear_errors():
         model.forward(np.array([[1, 9]]))
 
 
-def test_window_projection_equals_embed_concatenate_project(kernels):
+@pytest.mark.parametrize("rows", [6, 40])   # 6 < B*T: projected tables; 40 >= B*T: concatenation
+def test_window_projection_equals_embed_concatenate_project(rows, kernels):
     """window_projection_forward/backward against the textbook concatenation, both kernel paths."""
     from tinylm.functional.embedding import embedding_backward, embedding_forward
     from tinylm.functional.linear import linear_backward, linear_forward
@@ -106,7 +107,7 @@ def test_window_projection_equals_embed_concatenate_project(kernels):
                                                      window_projection_forward)
     from tinylm.gradcheck import check_gradients
     rng = np.random.default_rng(4)
-    n, d, H, R, B, T = 3, 4, 5, 6, 2, 7
+    n, d, H, R, B, T = 3, 4, 5, rows, 2, 7
     ids = rng.integers(0, R, size=(B, T + n - 1))
     C, W, bias = rng.standard_normal((R, d)), rng.standard_normal((n * d, H)), rng.standard_normal(H)
     dpre = rng.standard_normal((B, T, H))

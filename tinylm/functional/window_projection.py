@@ -8,7 +8,7 @@ a sum, and each term C(x) W_k depends on the token id alone:
 
     pre[b, t] = sum_k C(x[b,t+k]) W_k + bias = sum_k P_k[x[b,t+k]] + bias,   P_k = C W_k  [R, H]
 
-So the n projected tables P_k are computed once per step (n R d H multiply-adds) and every
+So the n projected tables P_k are computed once per call (n R d H multiply-adds) and every
 position only gathers and adds n rows -- instead of a [B T, n d] x [n d, H] matmul per step.
 For a character vocabulary (R = 66) and B T = 2048 positions that is ~30x less work; the
 result is identical (tests/test_mlp_lm.py checks it against the concatenation in PyTorch).
@@ -27,49 +27,82 @@ from __future__ import annotations
 
 from tinylm.backend import get_array_module
 from tinylm.gradcheck import GradcheckCase
+from tinylm.kernels.embedding import embedding_backward
 from tinylm.kernels.window_sum import window_sum, window_sum_backward
 
 
 def window_projection_forward(ids, C, W, bias):
-    """ids [B, T+n-1] int, C [R, d], W [n d, H], bias [H] -> (pre [B, T, H], cache)."""
-    xp = get_array_module(C)
+    """ids [B, T+n-1] int, C [R, d], W [n d, H], bias [H] -> (pre [B, T, H], cache).
+
+    Projects the R table rows once when there are more positions than rows (training
+    batches); with few positions (decoding one token at a time) it embeds and concatenates,
+    which is then the cheaper of the two. Both give the same numbers.
+    """
     R, d = C.shape
     n, rem = divmod(W.shape[0], d)
     if rem or n < 1:
         raise ValueError(f"window_projection: W has {W.shape[0]} rows, not a multiple of the "
                          f"embedding width {d}; W must be [context * {d}, hidden].")
-    T = ids.shape[1] - n + 1
+    B, T = ids.shape[0], ids.shape[1] - n + 1
     if T < 1:
         raise ValueError(f"window_projection: {ids.shape[1]} ids cannot hold a window of {n}.")
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= R):
         raise ValueError(f"window_projection: token ids must lie in [0, {R}); got "
                          f"[{int(ids.min())}, {int(ids.max())}].")
-    Wk = W.reshape(n, d, W.shape[1])                                 # [n, d, H]
-    tables = xp.tensordot(C, Wk, axes=([1], [1])).transpose(1, 0, 2)  # [n, R, H]: P_k = C W_k
-    pre = window_sum(tables, ids, T)                                 # [B, T, H]
+    project = _project_tables if R < B * T else _project_concatenated
+    pre, cache = project(ids, C, W.reshape(n, d, W.shape[1]), T)    # [B, T, H]
     pre += bias
-    return pre, (ids, C, Wk)
+    return pre, cache
+
+
+def _project_tables(ids, C, Wk, T):
+    xp = get_array_module(C)
+    tables = xp.tensordot(C, Wk, axes=([1], [1])).transpose(1, 0, 2)  # [n, R, H]: P_k = C W_k
+    return window_sum(tables, ids, T), ("tables", ids, C, Wk)         # [B, T, H]
+
+
+def _project_concatenated(ids, C, Wk, T):
+    xp = get_array_module(C)
+    n, d, H = Wk.shape
+    emb = xp.take(C, ids, axis=0)                                     # [B, T+n-1, d]
+    ctx = xp.concatenate([emb[:, k:k + T] for k in range(n)], axis=-1)  # [B, T, n d]
+    pre = ctx.reshape(-1, n * d) @ Wk.reshape(n * d, H)               # [B T, H]
+    return pre.reshape(ids.shape[0], T, H), ("concatenated", ids, C, Wk, ctx)
 
 
 def window_projection_backward(dpre, cache):
     """dpre [B, T, H] -> (dC [R, d], dW [n d, H], dbias [H])."""
     xp = get_array_module(dpre)
-    ids, C, Wk = cache
+    ids, C, Wk = cache[1:4]
     n, d, H = Wk.shape
-    dtables = window_sum_backward(dpre, ids, n, C.shape[0])         # [n, R, H]
-    dW = xp.tensordot(dtables, C, axes=([1], [0]))                   # [n, H, d]: C^T dP_k
-    dW = dW.transpose(0, 2, 1).reshape(n * d, H)                     # [n d, H]
-    dC = xp.tensordot(dtables, Wk, axes=([0, 2], [0, 2]))            # [R, d]: sum_k dP_k W_k^T
     dbias = dpre.reshape(-1, H).sum(axis=0)                          # [H]
+    if cache[0] == "tables":
+        dtables = window_sum_backward(dpre, ids, n, C.shape[0])     # [n, R, H]
+        dW = xp.tensordot(dtables, C, axes=([1], [0]))               # [n, H, d]: C^T dP_k
+        dW = dW.transpose(0, 2, 1).reshape(n * d, H)                 # [n d, H]
+        dC = xp.tensordot(dtables, Wk, axes=([0, 2], [0, 2]))        # [R, d]: sum_k dP_k W_k^T
+        return dC, dW, dbias
+    ctx = cache[4]                                                   # [B, T, n d]
+    B, T = dpre.shape[:2]
+    dpre2 = dpre.reshape(-1, H)                                      # [B T, H]
+    dW = ctx.reshape(-1, n * d).T @ dpre2                            # [n d, H]
+    dctx = (dpre2 @ Wk.reshape(n * d, H).T).reshape(B, T, n, d)      # [B, T, n, d]
+    demb = xp.zeros((B, T + n - 1, d), dtype=dpre.dtype)             # [B, T+n-1, d]
+    for k in range(n):                           # undo the n shifted views of the embeddings
+        demb[:, k:k + T] += dctx[:, :, k]
+    dC = embedding_backward(ids.reshape(-1), demb.reshape(-1, d), C.shape[0])   # [R, d]
     return dC, dW, dbias
 
 
 def gradcheck_cases():
-    """This module's entry in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py): one per path."""
+    def inputs(rng, rows, batch):
+        return {"ids": rng.integers(0, rows, size=(batch, 6)),      # n = 3, T = 4
+                "C": rng.standard_normal((rows, 3)), "W": rng.standard_normal((9, 5)),
+                "bias": rng.standard_normal(5)}
     return [
-        GradcheckCase("window_projection", window_projection_forward, window_projection_backward,
-                      lambda rng: {"ids": rng.integers(0, 4, size=(2, 6)),   # n = 3, T = 4
-                                   "C": rng.standard_normal((4, 3)),
-                                   "W": rng.standard_normal((9, 5)),
-                                   "bias": rng.standard_normal(5)}),
+        GradcheckCase("window_projection[tables]", window_projection_forward,
+                      window_projection_backward, lambda rng: inputs(rng, 4, 2)),
+        GradcheckCase("window_projection[concatenated]", window_projection_forward,
+                      window_projection_backward, lambda rng: inputs(rng, 12, 2)),
     ]

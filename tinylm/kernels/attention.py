@@ -26,10 +26,12 @@ Two implementations with one contract:
 * numba: loops per (batch, head), the heads spread over numba's threads. They copy one
   head's q, k, v out of ``qkv`` into small contiguous tiles, write straight into
   y [B, T, D] / dqkv [B, T, 3D] (no [B, H, T, hd] arrays), and compute only the causal
-  triangle: every product is ``_matmul_nt``, a register-blocked A B^T whose inner loop runs
-  along contiguous rows. The forward is three passes over att [B, H, T, T]: shifted scores
-  (numba), exp (NumPy, whose exp is SIMD-vectorised -- numba's is a scalar libm call, ~10x
-  slower), then normalisation and P V (numba). The backward is one pass per head.
+  triangle. The forward is three passes over att [B, H, T, T]: shifted scores (numba),
+  exp (NumPy, whose exp is SIMD-vectorised -- numba's is a scalar libm call, ~10x slower),
+  then normalisation and P V (numba); its products are ``_matmul_nt``, a register-blocked
+  A B^T whose inner loop runs along contiguous rows. The backward computes dP the same way,
+  then walks the rows once, accumulating dq_i, dk_j and dv_j together (three vectorised
+  updates per (i, j) pair, no transposes).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=Non
 FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 # Triangle modes of the blocked product below (P is lower-triangular: P_ij = 0 for j > i).
-COLS_UP_TO_ROW, SUM_UP_TO_ROW, SUM_FROM_ROW = 1, 2, 3
+COLS_UP_TO_ROW, SUM_UP_TO_ROW = 1, 2
 
 if NUMBA_AVAILABLE:
     import numba
@@ -119,8 +121,7 @@ if NUMBA_AVAILABLE:
         of C is accumulated in registers (each loaded value is used twice). ``triangle``
         skips work that the causal mask makes zero:
           COLS_UP_TO_ROW: only c <= i is needed (scores S = Q K^T, dP = dY V^T);
-          SUM_UP_TO_ROW:  A[i, r] = 0 for r > i (y = P V, dQ = dS K);
-          SUM_FROM_ROW:   A[i, r] = 0 for r < i (dK = dS^T Q, dV = P^T dY).
+          SUM_UP_TO_ROW:  A[i, r] = 0 for r > i (y = P V).
         Blocks may overshoot the triangle by one row/column; the zeros make that harmless.
         """
         M, R = A.shape
@@ -128,16 +129,15 @@ if NUMBA_AVAILABLE:
         for i0 in range(0, M, 2):
             i1 = min(i0 + 1, M - 1)           # odd M: the last block repeats its row
             c_end = min(i0 + 2, N) if triangle == COLS_UP_TO_ROW else N
-            r_lo = i0 if triangle == SUM_FROM_ROW else 0
-            r_hi = min(i0 + 2, R) if triangle == SUM_UP_TO_ROW else R
-            # Row slices, indexed from 0: numba then knows the index is never negative and
-            # LLVM vectorises the loop (indexing A[i0, r_lo + r] is ~8x slower).
-            x0s, x1s = A[i0, r_lo:r_hi], A[i1, r_lo:r_hi]
+            r_end = min(i0 + 2, R) if triangle == SUM_UP_TO_ROW else R
+            # Row slices indexed from 0: numba then knows no index is negative and LLVM
+            # vectorises the loop (a loop starting at a variable offset was ~8x slower).
+            x0s, x1s = A[i0, :r_end], A[i1, :r_end]
             for c0 in range(0, c_end, 2):
                 c1 = min(c0 + 1, N - 1)
-                y0s, y1s = B[c0, r_lo:r_hi], B[c1, r_lo:r_hi]
+                y0s, y1s = B[c0, :r_end], B[c1, :r_end]
                 a00, a01, a10, a11 = zero, zero, zero, zero
-                for r in range(r_hi - r_lo):
+                for r in range(r_end):
                     x0, x1, y0, y1 = x0s[r], x1s[r], y0s[r], y1s[r]
                     a00 += x0 * y0
                     a01 += x0 * y1
@@ -155,16 +155,6 @@ if NUMBA_AVAILABLE:
                     out[d, t] = row[d]
                 else:
                     out[t, d] = row[d]
-
-    @numba.njit(cache=True)
-    def _transpose(src, out):
-        """out [N, M] <- src [M, N]^T, in 16x16 tiles so that reads and writes stay cached."""
-        M, N = src.shape
-        for i0 in range(0, M, 16):
-            for j0 in range(0, N, 16):
-                for i in range(i0, min(i0 + 16, M)):
-                    for j in range(j0, min(j0 + 16, N)):
-                        out[j, i] = src[i, j]
 
     @numba.njit(cache=True, fastmath=FAST)
     def _shifted_scores_heads(qkv, n_head, scale, att, lo, hi):
@@ -223,46 +213,44 @@ if NUMBA_AVAILABLE:
         T, D = qkv.shape[1], qkv.shape[2] // 3
         hd = D // n_head
         zero = scale - scale
-        qt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
-        kt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
+        q = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
+        k = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
         v = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
         g = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd], dy of the head
-        gt = numpy.empty((hd, T), dtype=qkv.dtype)               # [hd, T]
-        ds = numpy.empty((T, T), dtype=qkv.dtype)                # dP, then dS, in place
-        dst = numpy.empty((T, T), dtype=qkv.dtype)               # dS^T
-        wt = numpy.empty((T, T), dtype=qkv.dtype)                # (P o M)^T
+        dk = numpy.empty((T, hd), dtype=qkv.dtype)               # [T, hd]
+        dv = numpy.empty((T, hd), dtype=qkv.dtype)               # [T, hd]
+        ds = numpy.empty((T, T), dtype=qkv.dtype)                # dP, then dS, row by row
         for bh in range(lo, hi):
             b, h = bh // n_head, bh % n_head
-            _load_head(qkv, b, h * hd, qt, True)
-            _load_head(qkv, b, D + h * hd, kt, True)
+            _load_head(qkv, b, h * hd, q, False)
+            _load_head(qkv, b, D + h * hd, k, False)
             _load_head(qkv, b, 2 * D + h * hd, v, False)
             _load_head(dy, b, h * hd, g, False)
-            _load_head(dy, b, h * hd, gt, True)
+            dk[:] = zero
+            dv[:] = zero
             p = att[b, h]                                        # [T, T]
-            _matmul_nt(g, v, ds, COLS_UP_TO_ROW, zero)           # dP_ij = dy_i . v_j
+            _matmul_nt(g, v, ds, COLS_UP_TO_ROW, zero)           # dA_ij = dy_i . v_j
             for i in range(T):
-                row, prow = ds[i], p[i]
+                row, prow, qi, gi = ds[i], p[i], q[i], g[i]
                 if use_drop:
                     for j in range(i + 1):
-                        row[j] *= drop_mask[b, h, i, j]
+                        row[j] *= drop_mask[b, h, i, j]          # dP = dA o M
                 row_dot = zero                                   # D_i = sum_j P_ij dP_ij
                 for j in range(i + 1):
                     row_dot += prow[j] * row[j]
                 for j in range(i + 1):                           # dS_ij / sqrt(hd)
                     row[j] = prow[j] * (row[j] - row_dot) * scale
-                for j in range(i + 1, T):
-                    row[j] = zero
-            _transpose(ds, dst)
-            if use_drop:
-                for i in range(T):
-                    for j in range(T):
-                        wt[j, i] = p[i, j] * drop_mask[b, h, i, j]
-            else:
-                _transpose(p, wt)
-            _matmul_nt(ds, kt, dqkv[b, :, h * hd:(h + 1) * hd], SUM_UP_TO_ROW, zero)
-            _matmul_nt(dst, qt, dqkv[b, :, D + h * hd:D + (h + 1) * hd], SUM_FROM_ROW, zero)
-            _matmul_nt(wt, gt, dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd],
-                       SUM_FROM_ROW, zero)
+                dqi = dqkv[b, i, h * hd:(h + 1) * hd]            # [hd] view into dqkv
+                dqi[:] = zero
+                for j in range(i + 1):                           # one pass over the keys:
+                    s, kj, dkj, dvj = row[j], k[j], dk[j], dv[j]
+                    w = prow[j] * drop_mask[b, h, i, j] if use_drop else prow[j]
+                    for d in range(hd):
+                        dqi[d] += s * kj[d]                      # dq_i += dS_ij k_j
+                        dkj[d] += s * qi[d]                      # dk_j += dS_ij q_i
+                        dvj[d] += w * gi[d]                      # dv_j += P_ij M_ij dy_i
+            dqkv[b, :, D + h * hd:D + (h + 1) * hd] = dk
+            dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd] = dv
 
     @numba.njit(cache=True, parallel=True)
     def _shifted_scores_parallel(qkv, n_head, scale, att, n_chunks):
