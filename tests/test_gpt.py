@@ -20,6 +20,21 @@ from tinylm.optim import AdamW, clip_grad_norm
 from tinylm.train.presets import get_preset
 
 CONFIG = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: torch's thread pool would only wait for busy cores (the suite runs one
+    pytest worker per core)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 REL = {np.float64: 1e-9, np.float32: 1e-4}
 LR, BETAS, WD = 3e-3, (0.9, 0.99), 0.1
 
@@ -269,3 +284,55 @@ def test_attention_maps_are_causal_distributions(rng):
     assert len(maps) == CONFIG["n_layer"] and maps[0].shape == (3, 2, 8, 8)
     np.testing.assert_allclose(maps[0].sum(-1), 1.0, rtol=1e-5)
     assert np.all(np.triu(maps[1], k=1) == 0)
+
+
+@pytest.mark.slow            # two worker processes import numba and torch: ~10-30 s
+def test_bench_gpt_times_both_sides_in_worker_processes(torch):
+    import argparse
+
+    from tinylm.bench import gpt as bench
+    args = argparse.Namespace(layers=1, heads=2, embd=16, block=8, batch=2, vocab=11, steps=1,
+                              repeat=2, dtype="float32", threads=1, no_torch=False,
+                              profile=True, generate=5, train=None, train_iters=None)
+    result = bench.run(args)
+    assert result["tinylm_tokens_per_s"] > 0 and result["torch_tokens_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["tinylm_tokens_per_s"]
+                                            / result["torch_tokens_per_s"], rel=1e-2)
+    assert result["generate_tokens_per_s_kv_cache"] > 0
+    assert set(result["tinylm_phases"]) == {"forward", "backward", "optimizer"}
+
+
+def test_a_resumed_gpt_run_with_dropout_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    """Checkpoints carry the weights, AdamW's moments, the batcher and every Dropout
+    generator (embeddings, attention weights, both residual branches)."""
+    import tinylm.train.loop as loop
+    from tinylm.train.config import TrainConfig
+
+    ids = (5 * np.arange(2600)) % 13                     # a learnable pattern, with noise
+    ids[::7] = np.random.default_rng(0).integers(0, 13, size=ids[::7].shape)
+    config = dict(CONFIG, dropout=0.1)
+
+    def cfg(out):
+        return TrainConfig(batch_size=4, block_size=8, lr=3e-3, max_iters=12, eval_interval=4,
+                           eval_iters=2, schedule="cosine", warmup_iters=2, grad_clip=1.0,
+                           weight_decay=0.1, out_dir=str(tmp_path / out), progress=False)
+
+    straight = loop.train(GPT.from_config(config), "gpt", cfg("a"), ids[:2000], ids[2000:],
+                          log=lambda *_: None)
+    real_step = loop.train_step
+
+    def crashing_step(model, optimizer, batcher, c, lr, xp, it):
+        if it == 9:
+            raise KeyboardInterrupt("simulated power cut")
+        return real_step(model, optimizer, batcher, c, lr, xp, it)
+
+    monkeypatch.setattr(loop, "train_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(GPT.from_config(config), "gpt", cfg("b"), ids[:2000], ids[2000:],
+                   log=lambda *_: None)
+    monkeypatch.setattr(loop, "train_step", real_step)
+    fresh = GPT.from_config(dict(config, seed=5))
+    resumed = loop.train(fresh, "gpt", cfg("b"), ids[:2000], ids[2000:], resume=True,
+                         log=lambda *_: None)
+    assert resumed.train_losses == straight.train_losses
+    assert [e["val_loss"] for e in resumed.evals] == [e["val_loss"] for e in straight.evals]

@@ -225,3 +225,18 @@ def test_fast_float32_tanh_is_accurate_everywhere():
     err = np.abs(h[0].astype(np.float64) - np.tanh(x.astype(np.float64)))
     assert err.max() < 5e-7
     assert np.all(np.abs(h) <= 1.0)
+
+
+def test_the_time_loop_threading_choice_does_not_change_the_results(monkeypatch, rng):
+    inputs = recurrent_inputs(rng, (6, 16, 8), 32, 4, "h0", "c0")
+    results = []
+    for choice in ("1", "blas", "auto"):
+        monkeypatch.setenv(K.LOOP_THREADS_ENV_VAR, choice)
+        (hs, cs), cache = lstm_forward(**inputs)
+        results.append((hs, lstm_backward((np.ones_like(hs), None), cache)[3]))
+    for hs, dW_x in results[1:]:
+        np.testing.assert_allclose(hs, results[0][0], atol=1e-13)
+        np.testing.assert_allclose(dW_x, results[0][1], atol=1e-11)
+    monkeypatch.setenv(K.LOOP_THREADS_ENV_VAR, "many")
+    with pytest.raises(ValueError, match="TINYLM_LOOP_THREADS"):
+        lstm_forward(**inputs)

@@ -36,11 +36,38 @@ def test_registry_builds_each_family_from_a_plain_dict(name):
 
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("tie", [False, True])
-def test_whole_model_gradients_match_finite_differences(name, tie, rng, kernels):
+@pytest.mark.parametrize("batch", [1, 2], ids=["V > tokens", "V <= tokens: folded table"])
+def test_whole_model_gradients_match_finite_differences(name, tie, batch, rng, kernels):
     model = tiny(MODELS[name], n_hidden=4, tie_weights=tie).to(dtype=np.float64)
-    idx, targets = rng.integers(0, 7, (2, 5)), rng.integers(0, 7, (2, 5))
+    idx, targets = rng.integers(0, 7, (batch, 5)), rng.integers(0, 7, (batch, 5))
     report = check_model_gradients(model, idx, targets, tolerance=1e-6)
     assert report.passed, str(report)
+    assert model._folded == (batch == 2)
+
+
+@pytest.mark.parametrize("layer", [RNN, LSTM, GRU])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_an_embedding_table_input_equals_looking_up_first(layer, batch_first, rng, kernels):
+    """forward(ids, embedding=E) (layer 0 reads (E W_x + b)[ids]) is forward(E[ids]), and its
+    backward returns dL/dE, the scatter-add of dL/dx, with the same parameter gradients."""
+    folded = layer(3, 4, num_layers=2, batch_first=batch_first).to(dtype=np.float64)
+    plain = layer(3, 4, num_layers=2, batch_first=batch_first).to(dtype=np.float64)
+    plain.load_state_dict(folded.state_dict())
+    E = rng.standard_normal((6, 3))
+    ids = rng.integers(0, 6, (2, 5) if batch_first else (5, 2))
+    state = rng.standard_normal((2, 2, 4))
+    state = (state, rng.standard_normal((2, 2, 4))) if layer is LSTM else state
+    y1, s1 = folded.forward(ids, state, embedding=E)
+    y2, s2 = plain.forward(E[ids], state)
+    np.testing.assert_allclose(y1, y2, atol=1e-14)
+    dy = rng.standard_normal(y1.shape)
+    dE, d1 = folded.backward(dy)
+    dx, d2 = plain.backward(dy)
+    dE_expected = np.zeros_like(E)
+    np.add.at(dE_expected, ids.reshape(-1), dx.reshape(-1, 3))
+    np.testing.assert_allclose(dE, dE_expected, atol=1e-13)
+    for (n, p), q in zip(folded.named_parameters(), plain.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, atol=1e-13, err_msg=n)
 
 
 def test_initial_loss_is_about_log_vocab_with_small_weights(rng):

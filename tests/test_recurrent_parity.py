@@ -232,9 +232,10 @@ def _torch_lm_loss(torch, twin, idx, targets, state=None):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("tie", [False, True])
-def test_language_model_matches_torch_twin(kind, tie, torch, rng, kernels, assert_rel_close):
-    model, twin = _lm_pair(torch, kind, tie=tie)
-    idx, targets = rng.integers(0, 13, (3, 9)), rng.integers(0, 13, (3, 9))
+@pytest.mark.parametrize("V", [13, 40], ids=["folded embedding (V <= B*T)", "V > B*T"])
+def test_language_model_matches_torch_twin(kind, tie, V, torch, rng, kernels, assert_rel_close):
+    model, twin = _lm_pair(torch, kind, V=V, tie=tie)
+    idx, targets = rng.integers(0, V, (3, 9)), rng.integers(0, V, (3, 9))
     logits, loss = model.forward(idx, targets)
     model.backward()
     t_logits, t_loss, _ = _torch_lm_loss(torch, twin, idx, targets)

@@ -1,6 +1,7 @@
 """Draws the figures of chapter 10 into chapters/figures/.
 
-    .venv/bin/python chapters/figures/10-figures.py [--checkpoint runs/shakespeare-char-cpu]
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+        .venv/bin/python chapters/figures/10-figures.py [--checkpoint runs/shakespeare-char-cpu]
 
 10-temperature.png needs the checkpoint of ``tinylm train gpt --preset
 shakespeare-char-cpu``; 10-kv-cache.png times decoding with the shakespeare-char model
@@ -77,7 +78,7 @@ def kv_cache(repeats: int):
     ax.text(258, ax.get_ylim()[1] * 0.9, "block_size", fontsize=8, color="0.4")
     ax.set_xlabel("context length (tokens)")
     ax.set_ylabel("ms per new token")
-    ax.set_title("GPT 6 x 384, batch 1, float32, 2 CPU threads")
+    ax.set_title("GPT 6 x 384, batch 1, float32, one CPU thread")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(HERE / "10-kv-cache.png", dpi=110)
@@ -89,7 +90,7 @@ def kv_cache(repeats: int):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default="runs/shakespeare-char-cpu")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     checkpoint = Path(args.checkpoint)
     if (checkpoint / "ckpt.npz").exists():

@@ -1,37 +1,44 @@
 """``tinylm bench gpt``: a full GPT training step (forward, backward, AdamW), tinylm against
-PyTorch eager on the same configuration and the same weights, in one process, interleaved.
+PyTorch eager on the same configuration and the same weights, interleaved.
 
     tinylm bench gpt --layers 4 --heads 4 --embd 128 --block 64 --batch 12 --vocab 65
                      [--steps 5] [--repeat 5] [--dtype float32] [--threads N] [--profile]
-                     [--json]
+                     [--generate N] [--json]
 
 The PyTorch twin is nanoGPT's model (Embedding, LayerNorm, Linear with a fused QKV,
 ``F.scaled_dot_product_attention(is_causal=True)``, GELU tanh, weights tied with the head)
 with ``torch.optim.AdamW`` (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices), in
-the same dtype, started from tinylm's initial weights, ``torch.set_num_threads`` equal to
-numba's thread count. Dropout is 0 (a timing of the arithmetic, not of random masks).
+the same dtype, started from tinylm's initial weights. Dropout is 0 (a timing of the
+arithmetic, not of random masks).
 
-``--generate N`` adds the generation speed of tinylm's model: N new tokens from a one-token
-prompt (batch 1), with the KV cache and with full recomputation at every step.
+Each side runs in its own worker process (``python -m tinylm.bench.gpt worker ...``), so
+the two libraries' thread pools (numba's, OpenBLAS's, PyTorch's OpenMP) never compete
+inside one process. Both get ``--threads`` threads (default: numba's count): numba and
+OpenBLAS (``OPENBLAS_NUM_THREADS``) on tinylm's side, ``torch.set_num_threads`` on
+PyTorch's. After two warm-up steps each, the parent alternates ``--repeat`` rounds of
+``--steps`` steps between the workers; a waiting worker is blocked on its pipe. Each side
+reports its best round (the least disturbed on a shared machine) and its median round.
+``ratio`` = tinylm tokens/s / PyTorch tokens/s (> 1: tinylm is faster).
 
-Timing: two untimed warm-up steps each, then ``--repeat`` alternating rounds of ``--steps``
-steps; each side reports its best round (the least disturbed on a shared machine).
-``ratio`` = tinylm tokens/s / PyTorch tokens/s (> 1: tinylm is faster). ``--profile`` adds
-the tinylm step split into forward / backward / optimizer and cProfile's top functions.
+``--profile`` adds tinylm's step split into forward / backward / optimizer and cProfile's
+top functions. ``--generate N`` adds the generation speed of tinylm's model: N new tokens
+from a one-token prompt (batch 1), with the KV cache and with full recomputation.
 
-``--train PRESET`` instead times whole training runs: the preset's run (e.g.
-shakespeare-char-cpu, 2000 iterations) with tinylm's training loop and with a PyTorch loop
-that reads the same batches, follows the same learning-rate schedule, clips gradients the
-same way and evaluates the same validation windows; it reports both wall times and final
-validation losses.
+``--train PRESET`` times whole training runs instead: the preset's run (e.g.
+shakespeare-char-cpu, 2000 iterations) with tinylm's training loop, then with a PyTorch
+loop that reads the same batches, follows the same learning-rate schedule, clips
+gradients the same way and evaluates the same validation windows; each in its own
+process, reporting wall time and final validation loss.
 """
 
 from __future__ import annotations
 
 import cProfile
-import io
+import json
 import os
 import pstats
+import subprocess
+import sys
 import time
 
 import numpy
@@ -41,6 +48,8 @@ from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.optim import AdamW
 
 LR, BETAS, WEIGHT_DECAY = 1e-3, (0.9, 0.99), 0.1
+CONFIG_KEYS = ("layers", "heads", "embd", "block", "batch", "vocab", "dtype", "threads",
+               "steps", "train", "train_iters")
 
 
 def add_arguments(parser) -> None:
@@ -54,7 +63,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds (best is kept)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for numba and torch (default: numba's count)")
+                        help="threads for numba, OpenBLAS and torch (default: numba's count)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
     parser.add_argument("--profile", action="store_true",
                         help="split tinylm's step into phases and list cProfile's top functions")
@@ -185,33 +194,12 @@ def torch_step_fn(twin, optimizer, t_idx, t_targets):
     return step
 
 
-def _round_seconds(step, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
-def _import_torch(skip: bool):
-    if skip:
-        return None
+def _import_torch():
     try:
         import torch  # optional: the comparison column
     except ImportError:
         return None
     return torch
-
-
-def _set_threads(args, torch) -> int:
-    if NUMBA_AVAILABLE:
-        import numba
-        threads = args.threads or numba.get_num_threads()
-        numba.set_num_threads(threads)
-    else:
-        threads = args.threads or os.cpu_count()
-    if torch is not None:
-        torch.set_num_threads(threads)
-    return threads
 
 
 def _profile_top(step, steps: int, limit: int = 15) -> list:
@@ -220,8 +208,7 @@ def _profile_top(step, steps: int, limit: int = 15) -> list:
     for _ in range(steps):
         step()
     profiler.disable()
-    stream = io.StringIO()
-    stats = pstats.Stats(profiler, stream=stream)
+    stats = pstats.Stats(profiler)
     total = stats.total_tt
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]
     return [f"{100 * tt / total:5.1f}%  {tt / steps * 1e3:7.2f} ms/step  "
@@ -229,53 +216,141 @@ def _profile_top(step, steps: int, limit: int = 15) -> list:
             for (fn, line, name), (_, _, tt, _, _) in rows]
 
 
+# -- the parent: start the workers, alternate them, collect the numbers -------------------------
+
+def _default_threads() -> int:
+    if NUMBA_AVAILABLE:
+        import numba
+        return numba.get_num_threads()
+    return os.cpu_count() or 1
+
+
+class Worker:
+    """One side of the comparison in its own process, driven by one-line JSON commands."""
+
+    def __init__(self, side: str, config: dict):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(config["threads"]),
+                   NUMBA_NUM_THREADS=str(config["threads"]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tinylm.bench.gpt", "worker", side, json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.side = side
+        self.ready = self.receive()
+
+    def ask(self, **command) -> dict:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def receive(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.side} benchmark worker exited early (exit status "
+                               f"{self.process.wait()}); its error is printed above.")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+
 def run(args) -> dict:
+    config = {key: getattr(args, key) for key in CONFIG_KEYS}
+    config["threads"] = args.threads or _default_threads()
+    sides = ["tinylm"] + ([] if args.no_torch or _import_torch() is None else ["torch"])
     if args.train:
-        return run_training(args)
-    torch = _import_torch(args.no_torch)
-    threads = _set_threads(args, torch)
-    rng = default_rng(0)
-    idx = rng.integers(0, args.vocab, size=(args.batch, args.block))
-    targets = rng.integers(0, args.vocab, size=(args.batch, args.block))
-    tokens = args.batch * args.block
-
-    model = build_tinylm(args)
-    twin = build_torch_twin(torch, model, args.dtype) if torch is not None else None
-    tiny_step, phases = tinylm_step_fn(model, tinylm_optimizer(model), idx, targets)
-    torch_step = (torch_step_fn(twin, torch_optimizer(torch, twin), torch.from_numpy(idx),
-                                torch.from_numpy(targets)) if torch is not None else None)
-    for _ in range(2):
-        tiny_step()
-        if torch_step is not None:
-            torch_step()
-    for key in phases:
-        phases[key] = 0.0
-    tiny_best, torch_best = float("inf"), float("inf")
-    for _ in range(max(1, args.repeat)):
-        tiny_best = min(tiny_best, _round_seconds(tiny_step, args.steps))
-        if torch_step is not None:
-            torch_best = min(torch_best, _round_seconds(torch_step, args.steps))
-
-    result = {"config": {"layers": args.layers, "heads": args.heads, "embd": args.embd,
-                         "block": args.block, "batch": args.batch, "vocab": args.vocab,
-                         "dtype": args.dtype},
-              "threads": threads, "kernels": os.environ.get(KERNEL_ENV_VAR, "auto"),
-              "tinylm_ms_per_step": round(1e3 * tiny_best, 2),
-              "tinylm_tokens_per_s": round(tokens / tiny_best, 1)}
-    if torch_step is not None:
-        result.update({"torch_version": torch.__version__,
-                       "torch_ms_per_step": round(1e3 * torch_best, 2),
-                       "torch_tokens_per_s": round(tokens / torch_best, 1),
-                       "ratio": round(torch_best / tiny_best, 3)})
-    else:
-        result.update({"torch_tokens_per_s": None, "ratio": None})
-    if args.generate:
-        result.update(generation_speed(model, args.generate))
-    if args.profile:
-        total = sum(phases.values())
-        result["tinylm_phases"] = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
-        result["tinylm_cprofile"] = _profile_top(tiny_step, args.steps)
+        return run_training(config, sides)
+    workers = [Worker(side, config) for side in sides]
+    try:
+        rounds = {w.side: [] for w in workers}
+        for _ in range(max(1, args.repeat)):
+            for w in workers:
+                rounds[w.side].append(w.ask(command="time", steps=args.steps)["seconds"])
+        result = {"config": {k: config[k] for k in CONFIG_KEYS[:7]}, "threads": config["threads"],
+                  "kernels": os.environ.get(KERNEL_ENV_VAR, "auto")}
+        tokens = args.batch * args.block
+        for w in workers:
+            best, median = min(rounds[w.side]), float(numpy.median(rounds[w.side]))
+            result[f"{w.side}_ms_per_step"] = round(1e3 * best, 2)
+            result[f"{w.side}_median_ms_per_step"] = round(1e3 * median, 2)
+            result[f"{w.side}_tokens_per_s"] = round(tokens / best, 1)
+        if len(workers) == 2:
+            result["torch_version"] = workers[1].ready["version"]
+            result["ratio"] = round(result["tinylm_tokens_per_s"] / result["torch_tokens_per_s"], 3)
+        else:
+            result.update({"torch_tokens_per_s": None, "ratio": None})
+        if args.generate:
+            result.update(workers[0].ask(command="generate", tokens=args.generate))
+        if args.profile:
+            result.update(workers[0].ask(command="profile", steps=args.steps))
+    finally:
+        for w in workers:
+            w.close()
     return result
+
+
+# -- the workers -------------------------------------------------------------------------------
+
+def _batch(config):
+    rng = default_rng(0)
+    shape = (config["batch"], config["block"])
+    return rng.integers(0, config["vocab"], size=shape), rng.integers(0, config["vocab"], size=shape)
+
+
+def _tinylm_worker(config, model):
+    idx, targets = _batch(config)
+    step, phases = tinylm_step_fn(model, tinylm_optimizer(model), idx, targets)
+
+    def handle(command):
+        if command["command"] == "generate":
+            return generation_speed(model, command["tokens"])
+        for key in phases:
+            phases[key] = 0.0
+        lines = _profile_top(step, command["steps"])
+        total = sum(phases.values())
+        return {"tinylm_phases": {k: f"{100 * v / total:.1f}%" for k, v in phases.items()},
+                "tinylm_cprofile": lines}
+    return step, handle, {}
+
+
+def _torch_worker(config, model, torch):
+    idx, targets = _batch(config)
+    twin = build_torch_twin(torch, model, config["dtype"])
+    step = torch_step_fn(twin, torch_optimizer(torch, twin), torch.from_numpy(idx),
+                         torch.from_numpy(targets))
+    return step, None, {"version": torch.__version__}
+
+
+def worker_main(side: str, config: dict) -> None:
+    """Serve ``time`` / ``generate`` / ``profile`` commands on stdin, one JSON line each."""
+    torch = _import_torch() if side in ("torch", "train-torch") else None
+    if NUMBA_AVAILABLE:
+        import numba
+        numba.set_num_threads(config["threads"])
+    if torch is not None:
+        torch.set_num_threads(config["threads"])
+    if side.startswith("train-"):
+        print(json.dumps(train_preset(config, torch)), flush=True)
+        return
+    args = type("Args", (), {k: config[k] for k in ("layers", "heads", "embd", "block",
+                                                    "vocab", "dtype")})
+    model = build_tinylm(args)
+    step, handle, ready = (_tinylm_worker(config, model) if torch is None
+                           else _torch_worker(config, model, torch))
+    for _ in range(2):                                    # warm-up: compilation, allocators
+        step()
+    print(json.dumps(ready), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["command"] == "time":
+            start = time.perf_counter()
+            for _ in range(command["steps"]):
+                step()
+            reply = {"seconds": (time.perf_counter() - start) / command["steps"]}
+        else:
+            reply = handle(command)
+        print(json.dumps(reply), flush=True)
 
 
 # -- generation speed --------------------------------------------------------------------------
@@ -297,45 +372,50 @@ def generation_speed(model, n_tokens: int) -> dict:
 
 # -- whole training runs -----------------------------------------------------------------------
 
-def run_training(args) -> dict:
+def run_training(config: dict, sides: list) -> dict:
     """The preset's training run with tinylm's loop, then the same run in PyTorch."""
+    result = {"preset": config["train"], "threads": config["threads"]}
+    for side in sides:
+        worker = Worker(f"train-{side}", config)
+        result.update(worker.ready)
+        worker.close()
+    if "torch_wall_s" in result:
+        result["speedup"] = round(result["torch_wall_s"] / result["tinylm_wall_s"], 3)
+    return result
+
+
+def train_preset(config: dict, torch) -> dict:
+    """Train the preset once (tinylm's loop, or the PyTorch twin when ``torch`` is given)."""
     import dataclasses
     import tempfile
 
-    from tinylm.models.gpt import GPT
     from tinylm.train.config import TrainConfig
     from tinylm.train.loop import train
     from tinylm.train.presets import get_preset
     from tinylm.train.setup import prepare_data
 
-    torch = _import_torch(args.no_torch)
-    threads = _set_threads(args, torch)
-    preset = get_preset(args.train)
+    preset = get_preset(config["train"])
     if preset["model"] != "gpt":
-        raise SystemExit(f"preset {args.train!r} is not a GPT preset.")
+        raise SystemExit(f"preset {config['train']!r} is not a GPT preset.")
     cfg = TrainConfig.from_dict(preset["train"])
-    if args.train_iters:
-        cfg = dataclasses.replace(cfg, max_iters=args.train_iters,
-                                  lr_decay_iters=args.train_iters)
+    if config["train_iters"]:
+        cfg = dataclasses.replace(cfg, max_iters=config["train_iters"],
+                                  lr_decay_iters=config["train_iters"])
     data = prepare_data(cfg)
     model = GPT.from_config(dict(preset["model_config"], vocab_size=data.tokenizer.vocab_size))
-    initial = model.state_dict()
-    result = {"preset": args.train, "max_iters": cfg.max_iters, "threads": threads}
+    side = "tinylm" if torch is None else "torch"
     with tempfile.TemporaryDirectory() as out_dir:
         cfg = dataclasses.replace(cfg, out_dir=out_dir, progress=False)
         start = time.perf_counter()
-        run = train(model, "gpt", cfg, data.train, data.val, log=lambda line: None)
-        result["tinylm_wall_s"] = round(time.perf_counter() - start, 1)
-        result["tinylm_val_loss"] = round(run.evals[-1]["val_loss"], 4)
-    if torch is not None:
-        model.load_state_dict(initial)
-        twin = build_torch_twin(torch, model.to(dtype=numpy.float32), "float32")
-        start = time.perf_counter()
-        val_loss = torch_training_run(torch, twin, cfg, data)
-        result["torch_wall_s"] = round(time.perf_counter() - start, 1)
-        result["torch_val_loss"] = round(val_loss, 4)
-        result["speedup"] = round(result["torch_wall_s"] / result["tinylm_wall_s"], 3)
-    return result
+        if torch is None:
+            val_loss = train(model, "gpt", cfg, data.train, data.val,
+                             log=lambda line: None).evals[-1]["val_loss"]
+        else:
+            twin = build_torch_twin(torch, model.to(dtype=numpy.float32), "float32")
+            val_loss = torch_training_run(torch, twin, cfg, data)
+        wall = time.perf_counter() - start
+    return {"max_iters": cfg.max_iters, f"{side}_wall_s": round(wall, 1),
+            f"{side}_val_loss": round(val_loss, 4)}
 
 
 def torch_training_run(torch, twin, cfg, data) -> float:
@@ -381,3 +461,7 @@ def torch_evaluate(torch, twin, ids, cfg) -> float:
             count += y.size
     twin.train()
     return total / count
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
+    worker_main(sys.argv[2], json.loads(sys.argv[3]))

@@ -33,8 +33,10 @@ tinylm/functional/rnn.py for the layout and the speed notes. Chapter 06.
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
-from tinylm.functional.rnn import (check_cell_inputs, check_sequence_inputs, input_projection,
-                                   recurrent_inputs, weight_gradients)
+from tinylm.functional.rnn import (check_cell_inputs, check_recurrence_inputs,
+                                   check_sequence_inputs, input_projection,
+                                   input_projection_gradients, recurrence_inputs,
+                                   recurrent_inputs, recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as kernels
 
@@ -64,35 +66,57 @@ def gru_cell_backward(dh, cache):
 def gru_forward(x, h0, W_x, W_h, b_x, b_h):
     """A whole sequence. x [T, B, I], h0 [B, H] or None (zeros) -> (hs [T, B, H], cache);
     the final state is hs[-1]."""
-    xp = get_array_module(x)
-    T, B, _ = check_sequence_inputs("gru", x, W_x, W_h, 3)
-    H = W_h.shape[0]
-    gates = input_projection(x, W_x, b_x)                   # [T, B, 3H]: x W_x + b_x, then r, z, n
-    hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
-    hns = xp.empty((T, B, H), dtype=x.dtype)                # h_{t-1} W_hn + b_hn, for the backward
-    hs[0] = 0 if h0 is None else h0
-    hg = xp.empty((B, 3 * H), dtype=x.dtype)                # h_{t-1} W_h, reused every step
-    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
-        for t in range(T):
-            xp.matmul(hs[t], W_h, out=hg)
-            kernels.gru_step_forward(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
-    return hs[1:], (x, W_x, W_h, gates, hs, hns)
+    check_sequence_inputs("gru", x, W_x, W_h, 3)
+    hs, cache = _recurrence_forward(input_projection(x, W_x, b_x), h0, W_h, b_h)
+    return hs, (x, W_x, cache)
 
 
 def gru_backward(dhs, cache):
     """dhs [T, B, H] -> (dx [T, B, I], dh0 [B, H], dW_x, dW_h, db_x, db_h)."""
-    x, W_x, W_h, gates, hs, hns = cache
-    xp = get_array_module(x)
+    x, W_x, recurrence_cache = cache
+    dxg, dh0, dW_h, db_h = gru_recurrence_backward(dhs, recurrence_cache)
+    dx, dW_x, db_x = input_projection_gradients(dxg, x, W_x)
+    return dx, dh0, dW_x, dW_h, db_x, db_h
+
+
+def gru_recurrence_forward(pre, h0, W_h, b_h):
+    """The time loop alone, from a given input projection pre = x W_x + b_x [T, B, 3H]
+    -> (hs [T, B, H], cache). (tinylm/nn/recurrent.py uses it when the input is a table
+    lookup, see there.)"""
+    check_recurrence_inputs("gru_recurrence", pre, h0, W_h, 3)
+    return _recurrence_forward(pre.copy(), h0, W_h, b_h)
+
+
+def _recurrence_forward(gates, h0, W_h, b_h):
+    """gates [T, B, 3H] holds x W_x + b_x on entry and the gate activations on return."""
+    xp = get_array_module(gates)
+    T, B, H = gates.shape[0], gates.shape[1], W_h.shape[0]
+    hs = xp.empty((T + 1, B, H), dtype=gates.dtype)         # hs[0] = h0, hs[t+1] = h_t
+    hns = xp.empty((T, B, H), dtype=gates.dtype)            # h_{t-1} W_hn + b_hn, for the backward
+    hs[0] = 0 if h0 is None else h0
+    hg = xp.empty((B, 3 * H), dtype=gates.dtype)            # h_{t-1} W_h, reused every step
+    with kernels.time_loop_blas():                          # BLAS threads: see there
+        for t in range(T):
+            xp.matmul(hs[t], W_h, out=hg)
+            kernels.gru_step_forward(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
+    return hs[1:], (W_h, gates, hs, hns)
+
+
+def gru_recurrence_backward(dhs, cache):
+    """dhs [T, B, H] -> (dpre [T, B, 3H], dh0 [B, H], dW_h, db_h)."""
+    W_h, gates, hs, hns = cache
+    xp = get_array_module(gates)
+    dhs = xp.ascontiguousarray(dhs)
     dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)   # [T, B, 3H]
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
     recurrent = xp.empty_like(dh_next)                      # d(h W_h + b_h) W_h^T, reused
-    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+    W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
+    with kernels.time_loop_blas():
         for t in reversed(range(gates.shape[0])):
             kernels.gru_step_backward(dhs[t], dh_next, gates[t], hs[t], hns[t], dxg[t], dhg[t])
-            xp.matmul(dhg[t], W_h.T, out=recurrent)
+            xp.matmul(dhg[t], W_hT, out=recurrent)
             dh_next += recurrent
-    dx, dW_x, dW_h, db_x = weight_gradients(x, hs[:-1], W_x, dxg, dhg)
-    return dx, dh_next, dW_x, dW_h, db_x, dhg.sum(axis=(0, 1))
+    return dxg, dh_next, recurrent_weight_gradient(hs[:-1], dhg), dhg.sum(axis=(0, 1))
 
 
 def gradcheck_cases():
@@ -101,4 +125,7 @@ def gradcheck_cases():
     return [GradcheckCase("gru_cell", gru_cell_forward, gru_cell_backward,
                           lambda rng: recurrent_inputs(rng, (3, 4), 3, 3, "h_prev", biases=biases)),
             GradcheckCase("gru", gru_forward, gru_backward,
-                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 3, 3, "h0", biases=biases))]
+                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 3, 3, "h0", biases=biases)),
+            GradcheckCase("gru_recurrence", gru_recurrence_forward, gru_recurrence_backward,
+                          lambda rng: recurrence_inputs(rng, (5, 2), 3, 3, "h0",
+                                                        biases=("b_h",)))]

@@ -35,8 +35,10 @@ tinylm/kernels/recurrent.py for the fused gate kernels. Chapter 06.
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
-from tinylm.functional.rnn import (check_cell_inputs, check_sequence_inputs, input_projection,
-                                   recurrent_inputs, weight_gradients)
+from tinylm.functional.rnn import (check_cell_inputs, check_recurrence_inputs,
+                                   check_sequence_inputs, input_projection,
+                                   input_projection_gradients, recurrence_inputs,
+                                   recurrent_inputs, recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as kernels
 
@@ -65,41 +67,62 @@ def lstm_cell_backward(dout, cache):
 def lstm_forward(x, h0, c0, W_x, W_h, b):
     """A whole sequence. x [T, B, I], h0, c0 [B, H] or None (zeros)
     -> ((hs, cs) [T, B, H] each, cache); the final state is (hs[-1], cs[-1])."""
-    xp = get_array_module(x)
-    T, B, _ = check_sequence_inputs("lstm", x, W_x, W_h, 4)
-    H = W_h.shape[0]
-    gates = input_projection(x, W_x, b)                     # [T, B, 4H]: x W_x + b, then i, f, g, o
-    hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
-    cs = xp.empty((T + 1, B, H), dtype=x.dtype)             # cs[0] = c0, cs[t+1] = c_t
-    tanh_cs = xp.empty((T, B, H), dtype=x.dtype)            # tanh(c_t), kept for the backward
-    hs[0] = 0 if h0 is None else h0
-    cs[0] = 0 if c0 is None else c0
-    hg = xp.empty((B, 4 * H), dtype=x.dtype)                # h_{t-1} W_h, reused every step
-    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
-        for t in range(T):
-            xp.matmul(hs[t], W_h, out=hg)
-            kernels.lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-    return (hs[1:], cs[1:]), (x, W_x, W_h, gates, hs, cs, tanh_cs)
+    check_sequence_inputs("lstm", x, W_x, W_h, 4)
+    out, cache = _recurrence_forward(input_projection(x, W_x, b), h0, c0, W_h)
+    return out, (x, W_x, cache)
 
 
 def lstm_backward(dout, cache):
     """dout = (dhs, dcs) [T, B, H] each; dcs may be None (only the final state's cell is
     normally used: dcs is zero but for dcs[-1]) -> (dx [T, B, I], dh0, dc0 [B, H], dW_x,
     dW_h, db)."""
-    x, W_x, W_h, gates, hs, cs, tanh_cs = cache
-    xp = get_array_module(x)
-    dhs, dcs = dout
+    x, W_x, recurrence_cache = cache
+    da, dh0, dc0, dW_h = lstm_recurrence_backward(dout, recurrence_cache)
+    dx, dW_x, db = input_projection_gradients(da, x, W_x)
+    return dx, dh0, dc0, dW_x, dW_h, db
+
+
+def lstm_recurrence_forward(pre, h0, c0, W_h):
+    """The time loop alone, from a given input projection pre = x W_x + b [T, B, 4H]
+    -> ((hs, cs), cache). (tinylm/nn/recurrent.py uses it when the input is a table
+    lookup, see there.)"""
+    check_recurrence_inputs("lstm_recurrence", pre, h0, W_h, 4)
+    return _recurrence_forward(pre.copy(), h0, c0, W_h)
+
+
+def _recurrence_forward(gates, h0, c0, W_h):
+    """gates [T, B, 4H] holds x W_x + b on entry and the gate activations on return."""
+    xp = get_array_module(gates)
+    T, B, H = gates.shape[0], gates.shape[1], W_h.shape[0]
+    hs = xp.empty((T + 1, B, H), dtype=gates.dtype)         # hs[0] = h0, hs[t+1] = h_t
+    cs = xp.empty((T + 1, B, H), dtype=gates.dtype)         # cs[0] = c0, cs[t+1] = c_t
+    tanh_cs = xp.empty((T, B, H), dtype=gates.dtype)        # tanh(c_t), kept for the backward
+    hs[0] = 0 if h0 is None else h0
+    cs[0] = 0 if c0 is None else c0
+    hg = xp.empty((B, 4 * H), dtype=gates.dtype)            # h_{t-1} W_h, reused every step
+    with kernels.time_loop_blas():                          # BLAS threads: see there
+        for t in range(T):
+            xp.matmul(hs[t], W_h, out=hg)
+            kernels.lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+    return (hs[1:], cs[1:]), (W_h, gates, hs, cs, tanh_cs)
+
+
+def lstm_recurrence_backward(dout, cache):
+    """dout = (dhs, dcs) as for lstm_backward -> (dpre [T, B, 4H], dh0, dc0 [B, H], dW_h)."""
+    W_h, gates, hs, cs, tanh_cs = cache
+    xp = get_array_module(gates)
+    dhs, dcs = xp.ascontiguousarray(dout[0]), dout[1]
     da = xp.empty_like(gates)                               # dL/da_t for every step
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
     dc = xp.zeros_like(cs[0])                               # dL/dc_t arriving from step t+1
-    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+    W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
+    with kernels.time_loop_blas():
         for t in reversed(range(gates.shape[0])):
             if dcs is not None:
                 dc += dcs[t]
             kernels.lstm_step_backward(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
-            xp.matmul(da[t], W_h.T, out=dh_next)
-    dx, dW_x, dW_h, db = weight_gradients(x, hs[:-1], W_x, da, da)
-    return dx, dh_next, dc, dW_x, dW_h, db
+            xp.matmul(da[t], W_hT, out=dh_next)
+    return da, dh_next, dc, recurrent_weight_gradient(hs[:-1], da)
 
 
 def gradcheck_cases():
@@ -108,4 +131,6 @@ def gradcheck_cases():
     return [GradcheckCase("lstm_cell", lstm_cell_forward, lstm_cell_backward,
                           lambda rng: recurrent_inputs(rng, (3, 4), 3, 4, "h_prev", "c_prev")),
             GradcheckCase("lstm", lstm_forward, lstm_backward,
-                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 3, 4, "h0", "c0"))]
+                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 3, 4, "h0", "c0")),
+            GradcheckCase("lstm_recurrence", lstm_recurrence_forward, lstm_recurrence_backward,
+                          lambda rng: recurrence_inputs(rng, (5, 2), 3, 4, "h0", "c0"))]

@@ -67,32 +67,53 @@ def rnn_forward(x, h0, W_x, W_h, b):
     """A whole sequence. x [T, B, I], h0 [B, H] or None (zeros) -> (hs [T, B, H], cache).
 
     The final state is hs[-1], so its gradient is simply part of dhs[-1]."""
-    xp = get_array_module(x)
-    T, B, _ = check_sequence_inputs("rnn", x, W_x, W_h, 1)
-    H = W_h.shape[0]
-    pre = input_projection(x, W_x, b)                       # [T, B, H]
-    hs = xp.empty((T + 1, B, H), dtype=x.dtype)             # hs[0] = h0, hs[t+1] = h_t
-    hs[0] = 0 if h0 is None else h0
-    hg = xp.empty((B, H), dtype=x.dtype)                    # h_{t-1} W_h, reused
-    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
-        for t in range(T):
-            xp.matmul(hs[t], W_h, out=hg)
-            kernels.rnn_step_forward(pre[t], hg, hs[t + 1])
-    return hs[1:], (x, W_x, W_h, hs)
+    check_sequence_inputs("rnn", x, W_x, W_h, 1)
+    hs, cache = _recurrence_forward(input_projection(x, W_x, b), h0, W_h)
+    return hs, (x, W_x, cache)
 
 
 def rnn_backward(dhs, cache):
     """dhs [T, B, H] -> (dx [T, B, I], dh0 [B, H], dW_x, dW_h, db)."""
-    x, W_x, W_h, hs = cache
-    xp = get_array_module(x)
+    x, W_x, recurrence_cache = cache
+    dpre, dh0, dW_h = rnn_recurrence_backward(dhs, recurrence_cache)
+    dx, dW_x, db = input_projection_gradients(dpre, x, W_x)
+    return dx, dh0, dW_x, dW_h, db
+
+
+def rnn_recurrence_forward(pre, h0, W_h):
+    """The time loop alone, from a given input projection pre = x W_x + b [T, B, H]
+    -> (hs [T, B, H], cache). (tinylm/nn/recurrent.py uses it when the input is a table
+    lookup, see there.)"""
+    check_recurrence_inputs("rnn_recurrence", pre, h0, W_h, 1)
+    return _recurrence_forward(pre, h0, W_h)
+
+
+def _recurrence_forward(pre, h0, W_h):
+    xp = get_array_module(pre)
+    T, B, H = pre.shape
+    hs = xp.empty((T + 1, B, H), dtype=pre.dtype)           # hs[0] = h0, hs[t+1] = h_t
+    hs[0] = 0 if h0 is None else h0
+    hg = xp.empty((B, H), dtype=pre.dtype)                  # h_{t-1} W_h, reused every step
+    with kernels.time_loop_blas():                          # BLAS threads: see there
+        for t in range(T):
+            xp.matmul(hs[t], W_h, out=hg)
+            kernels.rnn_step_forward(pre[t], hg, hs[t + 1])
+    return hs[1:], (W_h, hs)
+
+
+def rnn_recurrence_backward(dhs, cache):
+    """dhs [T, B, H] -> (dpre [T, B, H], dh0 [B, H], dW_h)."""
+    W_h, hs = cache
+    xp = get_array_module(hs)
+    dhs = xp.ascontiguousarray(dhs)
     da = xp.empty_like(hs[1:])                              # dL/da_t for every step
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
-    with kernels.single_threaded_blas():                   # see kernels/recurrent.py
+    W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
+    with kernels.time_loop_blas():
         for t in reversed(range(da.shape[0])):
             kernels.rnn_step_backward(dhs[t], dh_next, hs[t + 1], da[t])
-            xp.matmul(da[t], W_h.T, out=dh_next)
-    dx, dW_x, dW_h, db = weight_gradients(x, hs[:-1], W_x, da, da)
-    return dx, dh_next, dW_x, dW_h, db
+            xp.matmul(da[t], W_hT, out=dh_next)
+    return da, dh_next, recurrent_weight_gradient(hs[:-1], da)
 
 
 def gradcheck_cases():
@@ -100,7 +121,9 @@ def gradcheck_cases():
     return [GradcheckCase("rnn_cell", rnn_cell_forward, rnn_cell_backward,
                           lambda rng: recurrent_inputs(rng, (3, 4), 3, 1, "h_prev")),
             GradcheckCase("rnn", rnn_forward, rnn_backward,
-                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 4, 1, "h0"))]
+                          lambda rng: recurrent_inputs(rng, (5, 2, 3), 4, 1, "h0")),
+            GradcheckCase("rnn_recurrence", rnn_recurrence_forward, rnn_recurrence_backward,
+                          lambda rng: recurrence_inputs(rng, (5, 2), 4, 1, "h0"))]
 
 
 # -- shared by the three cells -------------------------------------------------------------
@@ -148,16 +171,44 @@ def input_projection(x, W_x, b):
     return pre.reshape(T, B, W_x.shape[1])
 
 
-def weight_gradients(x, h_prev, W_x, dxg, dhg):
-    """Sum the per-step gradients over all T * B rows in single matmuls.
+def check_recurrence_inputs(name, pre, h0, W_h, gates: int):
+    """pre must be time-major [T, B, G*H] with W_h [H, G*H] and h0 [B, H] (or None)."""
+    H = W_h.shape[0]
+    if pre.ndim != 3 or W_h.shape != (H, gates * H) or pre.shape[2] != gates * H:
+        raise ValueError(f"{name}: pre must be [T, B, {gates}H] and W_h [H, {gates}H], got "
+                         f"{pre.shape} and {W_h.shape}.")
+    if h0 is not None and h0.shape != (pre.shape[1], H):
+        raise ValueError(f"{name}: state must be [batch, hidden] = {(pre.shape[1], H)}, "
+                         f"got {h0.shape}.")
 
-    x [T, B, I], h_prev [T, B, H] (h_{t-1} for each t), dxg = dL/d(x W_x + b_x),
-    dhg = dL/d(h W_h + b_h), both [T, B, G*H] -> (dx, dW_x, dW_h, db_x)."""
+
+def recurrence_inputs(rng, batch_shape, H: int, gates: int, *states, biases=()):
+    """Small float64 inputs for checking a recurrence alone: pre [T, B, G*H], the states,
+    W_h and the recurrent biases."""
+    inputs = recurrent_inputs(rng, (*batch_shape, 1), H, gates, *states, biases=biases)
+    del inputs["x"], inputs["W_x"]
+    return {"pre": rng.standard_normal((*batch_shape, gates * H)), **inputs}
+
+
+def input_projection(x, W_x, b):
+    """x [T, B, I] -> x W_x + b [T, B, G*H] for all steps in one matmul."""
     T, B, I = x.shape
-    G = dxg.shape[2]
-    dxg2 = dxg.reshape(T * B, G)                            # [T*B, G*H]
-    dhg2 = dhg.reshape(T * B, G)
-    dx = (dxg2 @ W_x.T).reshape(T, B, I)                    # [T, B, I]
-    dW_x = x.reshape(T * B, I).T @ dxg2                     # [I, G*H]
-    dW_h = h_prev.reshape(T * B, h_prev.shape[2]).T @ dhg2  # [H, G*H]
-    return dx, dW_x, dW_h, dxg2.sum(axis=0)
+    pre = x.reshape(T * B, I) @ W_x                         # [T*B, G*H]
+    pre += b
+    return pre.reshape(T, B, W_x.shape[1])
+
+
+def input_projection_gradients(dpre, x, W_x):
+    """dpre = dL/d(x W_x + b) [T, B, G*H] -> (dx [T, B, I], dW_x [I, G*H], db [G*H]): the
+    sums over the steps as single matmuls over all T * B rows."""
+    T, B, I = x.shape
+    dpre2 = dpre.reshape(T * B, -1)                         # [T*B, G*H]
+    dx = (dpre2 @ W_x.T).reshape(T, B, I)                   # [T, B, I]
+    dW_x = x.reshape(T * B, I).T @ dpre2                    # [I, G*H]
+    return dx, dW_x, dpre2.sum(axis=0)
+
+
+def recurrent_weight_gradient(h_prev, dhg):
+    """sum_t h_{t-1}^T dL/d(h_{t-1} W_h): h_prev [T, B, H], dhg [T, B, G*H] -> [H, G*H]."""
+    T, B, H = h_prev.shape
+    return h_prev.reshape(T * B, H).T @ dhg.reshape(T * B, -1)

@@ -30,8 +30,8 @@ Two implementations with one contract:
   exp (NumPy, whose exp is SIMD-vectorised -- numba's is a scalar libm call, ~10x slower),
   then normalisation and P V (numba); its products are ``_matmul_nt``, a register-blocked
   A B^T whose inner loop runs along contiguous rows. The backward computes dP the same way,
-  then walks the rows once, accumulating dq_i, dk_j and dv_j together (three vectorised
-  updates per (i, j) pair, no transposes).
+  then walks the rows two at a time, accumulating dq_i, dk_j and dv_j together (vectorised
+  updates along the head width; each dk_j, dv_j update serves two queries; no transposes).
 """
 
 from __future__ import annotations
@@ -217,21 +217,23 @@ if NUMBA_AVAILABLE:
         k = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
         v = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd]
         g = numpy.empty((T, hd), dtype=qkv.dtype)                # [T, hd], dy of the head
+        dq = numpy.empty((T, hd), dtype=qkv.dtype)               # [T, hd]
         dk = numpy.empty((T, hd), dtype=qkv.dtype)               # [T, hd]
         dv = numpy.empty((T, hd), dtype=qkv.dtype)               # [T, hd]
-        ds = numpy.empty((T, T), dtype=qkv.dtype)                # dP, then dS, row by row
+        ds = numpy.empty((T, T), dtype=qkv.dtype)                # dA, then dS, in place
         for bh in range(lo, hi):
             b, h = bh // n_head, bh % n_head
             _load_head(qkv, b, h * hd, q, False)
             _load_head(qkv, b, D + h * hd, k, False)
             _load_head(qkv, b, 2 * D + h * hd, v, False)
             _load_head(dy, b, h * hd, g, False)
+            dq[:] = zero
             dk[:] = zero
             dv[:] = zero
             p = att[b, h]                                        # [T, T]
             _matmul_nt(g, v, ds, COLS_UP_TO_ROW, zero)           # dA_ij = dy_i . v_j
             for i in range(T):
-                row, prow, qi, gi = ds[i], p[i], q[i], g[i]
+                row, prow = ds[i], p[i]
                 if use_drop:
                     for j in range(i + 1):
                         row[j] *= drop_mask[b, h, i, j]          # dP = dA o M
@@ -240,15 +242,27 @@ if NUMBA_AVAILABLE:
                     row_dot += prow[j] * row[j]
                 for j in range(i + 1):                           # dS_ij / sqrt(hd)
                     row[j] = prow[j] * (row[j] - row_dot) * scale
-                dqi = dqkv[b, i, h * hd:(h + 1) * hd]            # [hd] view into dqkv
-                dqi[:] = zero
-                for j in range(i + 1):                           # one pass over the keys:
-                    s, kj, dkj, dvj = row[j], k[j], dk[j], dv[j]
-                    w = prow[j] * drop_mask[b, h, i, j] if use_drop else prow[j]
+            # dq_i += dS_ij k_j, dk_j += dS_ij q_i, dv_j += P_ij M_ij dy_i over the pairs
+            # j <= i, two query rows at a time so that each dk_j, dv_j update serves both.
+            for i0 in range(0, T, 2):
+                i1 = min(i0 + 1, T - 1)              # odd T: the last row pairs with itself
+                pair = i1 != i0                      # ... and contributes zeros twice
+                q0, q1, g0, g1, dq0, dq1 = q[i0], q[i1], g[i0], g[i1], dq[i0], dq[i1]
+                for j in range(i1 + 1):
+                    s0 = ds[i0, j] if j <= i0 else zero
+                    s1 = ds[i1, j] if pair else zero
+                    w0 = p[i0, j] if j <= i0 else zero
+                    w1 = p[i1, j] if pair else zero
+                    if use_drop:
+                        w0 *= drop_mask[b, h, i0, j]
+                        w1 *= drop_mask[b, h, i1, j]
+                    kj, dkj, dvj = k[j], dk[j], dv[j]
                     for d in range(hd):
-                        dqi[d] += s * kj[d]                      # dq_i += dS_ij k_j
-                        dkj[d] += s * qi[d]                      # dk_j += dS_ij q_i
-                        dvj[d] += w * gi[d]                      # dv_j += P_ij M_ij dy_i
+                        dq0[d] += s0 * kj[d]
+                        dq1[d] += s1 * kj[d]
+                        dkj[d] += s0 * q0[d] + s1 * q1[d]
+                        dvj[d] += w0 * g0[d] + w1 * g1[d]
+            dqkv[b, :, h * hd:(h + 1) * hd] = dq
             dqkv[b, :, D + h * hd:D + (h + 1) * hd] = dk
             dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd] = dv
 

@@ -17,6 +17,11 @@ its own final state as a plain array for the next call, so no gradient crosses t
 boundary. With sequential batches (row b of batch k+1 continues row b of batch k) the model
 sees an unbroken stream, as in the standard PTB set-up.
 
+When the vocabulary is smaller than the T * B tokens of a batch (character-level models),
+the embedding and the first layer's input projection fold into one table,
+x_t W_x + b = (E W_x + b)[x_t], computed once per batch (tinylm/nn/recurrent.py); this needs
+no dropout on the embedding, so with dropout it is used in evaluation only.
+
 Internally everything is time-major ([T, B, ...]: each step's rows contiguous); logits are
 returned as a [B, T, V] view. Chapter 06; layers in tinylm/nn/recurrent.py.
 """
@@ -27,7 +32,6 @@ from dataclasses import dataclass
 
 from tinylm.backend import default_rng
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
-from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.models.base import LanguageModel
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
@@ -100,11 +104,18 @@ class RecurrentLM(LanguageModel):
             raise ValueError(f"{type(self).__name__}: idx must be [batch, time] token ids, "
                              f"got shape {idx.shape}.")
         T, B = idx.shape[1], idx.shape[0]
-        x = self.embedding.forward(idx.T)                           # [T, B, d]
-        x = self.drop_in.forward(x)
-        hs, state = self.rnn.forward(x, state)                      # [T, B, H]
+        self._folded = self.config.vocab_size <= T * B and not (self.training and
+                                                                 self.drop_in.p > 0)
+        if self._folded:        # layer 0 looks up (E W_x + b)[ids]: see LSTM._embedded_forward
+            hs, state = self.rnn.forward(idx.T, state, embedding=self.embedding.weight.data)
+        else:
+            x = self.drop_in.forward(self.embedding.forward(idx.T))  # [T, B, d]
+            hs, state = self.rnn.forward(x, state)                  # [T, B, H]
         hs = self.drop_out.forward(hs).reshape(T * B, -1)           # [T*B, H]: one big matmul
-        logits, self._head_cache = linear_forward(hs, self.output_weight(), self.b_out.data)
+        W = self.output_weight()                                    # [H, V]
+        logits = hs @ W                                             # [T*B, V]
+        logits += self.b_out.data                                   # in place: V can be 10^4
+        self._head_cache = (hs, W)
         return logits.reshape(T, B, -1), state                      # [T, B, V]
 
     def forward(self, idx, targets=None):
@@ -129,7 +140,9 @@ class RecurrentLM(LanguageModel):
                                "with targets first.")
         dlogits = cross_entropy_backward(dloss, self._loss_cache)   # [T, B, V]
         T, B, V = dlogits.shape
-        dhs, dW, db = linear_backward(dlogits.reshape(T * B, V), self._head_cache)  # [T*B, H]
+        dlogits = dlogits.reshape(T * B, V)                         # [T*B, V]
+        hs, W = self._head_cache
+        dhs, dW, db = dlogits @ W.T, hs.T @ dlogits, dlogits.sum(axis=0)   # [T*B, H], [H, V], [V]
         if self.config.tie_weights:
             self.embedding.weight.accumulate(dW.T)
         else:
@@ -137,7 +150,10 @@ class RecurrentLM(LanguageModel):
         self.b_out.accumulate(db)
         dhs = self.drop_out.backward(dhs.reshape(T, B, -1))         # [T, B, H]
         dx, _ = self.rnn.backward(dhs)                              # dL/d(initial state) dropped
-        self.embedding.backward(self.drop_in.backward(dx))
+        if self._folded:                                            # dx is already dL/dE
+            self.embedding.weight.accumulate(dx)
+        else:
+            self.embedding.backward(self.drop_in.backward(dx))
 
     def _check_carry(self, idx):
         if self._carry is None:

@@ -29,9 +29,13 @@ from __future__ import annotations
 import math
 
 from tinylm.backend import DEFAULT_DTYPE, default_rng, get_array_module
-from tinylm.functional.gru import gru_backward, gru_forward
-from tinylm.functional.lstm import lstm_backward, lstm_forward
-from tinylm.functional.rnn import rnn_backward, rnn_forward
+from tinylm.functional.embedding import embedding_backward, embedding_forward
+from tinylm.functional.gru import (gru_backward, gru_forward, gru_recurrence_backward,
+                                   gru_recurrence_forward)
+from tinylm.functional.lstm import (lstm_backward, lstm_forward, lstm_recurrence_backward,
+                                    lstm_recurrence_forward)
+from tinylm.functional.rnn import (rnn_backward, rnn_forward, rnn_recurrence_backward,
+                                   rnn_recurrence_forward)
 from tinylm.nn.containers import ModuleList
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.module import Module
@@ -46,6 +50,8 @@ class _Recurrent(Module):
     sum_biases = True           # the functional pair takes one bias b = b_x + b_h
     forward_fn = staticmethod(rnn_forward)
     backward_fn = staticmethod(rnn_backward)
+    recurrence_forward_fn = staticmethod(rnn_recurrence_forward)
+    recurrence_backward_fn = staticmethod(rnn_recurrence_backward)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  dropout: float = 0.0, batch_first: bool = True, rng=None, seed: int = 0):
@@ -67,7 +73,7 @@ class _Recurrent(Module):
             setattr(self, f"b_x_l{l}", uniform(G * H))
             setattr(self, f"b_h_l{l}", uniform(G * H))
         self.between = ModuleList([Dropout(dropout, seed=seed + l) for l in range(num_layers - 1)])
-        self._caches = None
+        self._caches, self._embedded = None, False
 
     def layer_parameters(self, l: int):
         """[W_x, W_h, b_x, b_h] of layer l."""
@@ -105,19 +111,32 @@ class _Recurrent(Module):
         return stacked[0] if self.n_states == 1 else stacked
 
     # -- computation --------------------------------------------------------------------------
-    def forward(self, x, state=None):
-        """x [B, T, I] (batch_first) or [T, B, I] -> (y like x with H features, final state)."""
+    def forward(self, x, state=None, embedding=None):
+        """x [B, T, I] (batch_first) or [T, B, I] -> (y like x with H features, final state).
+
+        With ``embedding`` (a table E [V, I]), x is instead token ids [B, T] (or [T, B]) and
+        the input of layer 0 is their rows of E; see ``_embedded_forward``. ``backward``
+        then returns dL/dE [V, I] in place of dL/dx.
+        """
+        if embedding is not None:
+            return self._run(x.T if self.batch_first else x, state, embedding)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             layout = "[batch, time, features]" if self.batch_first else "[time, batch, features]"
             raise ValueError(f"{type(self).__name__}: input must be {layout} with "
                              f"{self.input_size} features, got shape {x.shape}.")
-        x = x.transpose(1, 0, 2) if self.batch_first else x             # [T, B, I]
+        return self._run(x.transpose(1, 0, 2) if self.batch_first else x, state)
+
+    def _run(self, x, state, embedding=None):
+        """x [T, B, I] (or ids [T, B] with an embedding table) -> (y, final state)."""
         states = self._split_state(state, x.shape[1])
-        self._caches, finals = [], []
+        self._caches, finals, self._embedded = [], [], embedding is not None
         for l in range(self.num_layers):
             if l > 0:
                 x = self.between[l - 1].forward(x)
-            out, cache = self.forward_fn(x, *states[l], *self._functional_weights(l))
+            if l == 0 and embedding is not None:
+                out, cache = self._embedded_forward(x, embedding, states[0])
+            else:
+                out, cache = self.forward_fn(x, *states[l], *self._functional_weights(l))
             sequences = out if self.n_states == 2 else (out,)         # hs (and cs) [T, B, H]
             x = sequences[0]
             finals.append(tuple(seq[-1] for seq in sequences))
@@ -134,13 +153,40 @@ class _Recurrent(Module):
         dstates = self._split_state(dstate, dy.shape[1])
         dstate0 = [None] * self.num_layers
         for l in reversed(range(self.num_layers)):
-            grads = self.backward_fn(self._sequence_gradients(dy, dstates[l]), self._caches[l])
+            backward = self._embedded_backward if l == 0 and self._embedded else self.backward_fn
+            grads = backward(self._sequence_gradients(dy, dstates[l]), self._caches[l])
             dy, dstate0[l] = grads[0], grads[1:1 + self.n_states]
             self._accumulate(l, grads[1 + self.n_states:])
             if l > 0:
                 dy = self.between[l - 1].backward(dy)
-        dx = dy.transpose(1, 0, 2) if self.batch_first else dy
+        dx = dy.transpose(1, 0, 2) if self.batch_first and not self._embedded else dy
         return dx, self._join_state(dstate0)
+
+    # -- layer 0 reading an embedding table -----------------------------------------------------
+    def _embedded_forward(self, ids, E, state):
+        """Layer 0 when its input is a table lookup, x_t = E[ids_t]: then
+
+            x_t W_x + b = (E W_x + b)[ids_t],
+
+        so the input projection of all T * B positions is one [V, I] x [I, G*H] matmul and a
+        gather, instead of a [T*B, I] x [I, G*H] matmul. In the backward, the gradient of
+        the projected table is a scatter-add of dL/d(pre) over the ids (as an embedding's),
+        and dL/dE, dL/dW_x and dL/db follow from [V, G*H]-sized products. That pays when the
+        vocabulary V is smaller than the batch's T * B tokens (a character-level model)."""
+        W_x, W_h, *biases = self._functional_weights(0)
+        table = E @ W_x + biases[0]                                   # [V, G*H]
+        pre, lookup = embedding_forward(ids, table)                   # [T, B, G*H]
+        out, cache = self.recurrence_forward_fn(pre, *state, W_h, *biases[1:])
+        return out, (E, W_x, lookup, cache)
+
+    def _embedded_backward(self, dout, cache):
+        """-> (dL/dE, dL/d(initial state)..., dW_x, dW_h, biases' gradients), in the order of
+        the functional pair's backward but with dL/dE in place of dL/dx."""
+        E, W_x, lookup, recurrence_cache = cache
+        dpre, *rest = self.recurrence_backward_fn(dout, recurrence_cache)
+        dstates, dW_h, db_h = rest[:self.n_states], rest[self.n_states], rest[self.n_states + 1:]
+        dtable = embedding_backward(dpre, lookup)                     # [V, G*H]
+        return (dtable @ W_x.T, *dstates, E.T @ dtable, dW_h, dtable.sum(axis=0), *db_h)
 
     def _sequence_gradients(self, dhs, dfinal):
         """The functional backward's dout: dhs (and dcs for the LSTM), with the gradient of
@@ -170,6 +216,8 @@ class LSTM(_Recurrent):
     gates, n_states = 4, 2
     forward_fn = staticmethod(lstm_forward)
     backward_fn = staticmethod(lstm_backward)
+    recurrence_forward_fn = staticmethod(lstm_recurrence_forward)
+    recurrence_backward_fn = staticmethod(lstm_recurrence_backward)
 
 
 class GRU(_Recurrent):
@@ -179,3 +227,5 @@ class GRU(_Recurrent):
     sum_biases = False
     forward_fn = staticmethod(gru_forward)
     backward_fn = staticmethod(gru_backward)
+    recurrence_forward_fn = staticmethod(gru_recurrence_forward)
+    recurrence_backward_fn = staticmethod(gru_recurrence_backward)
