@@ -73,3 +73,27 @@ def test_use_numba_follows_the_switch_and_the_array_type(monkeypatch):
 def test_forcing_numba_works_when_it_is_installed(monkeypatch):
     monkeypatch.setenv(backend.KERNEL_ENV_VAR, "numba")
     assert backend.kernel_mode() == "numba" and backend.use_numba(np.zeros(2))
+
+
+@pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="needs numba")
+def test_numba_kernels_use_the_workqueue_threading_layer():
+    """A fresh interpreter that imports tinylm runs its parallel kernels on numba's workqueue
+    layer (whose idle workers sleep instead of spinning against OpenBLAS), unless the user
+    chose a layer with $NUMBA_THREADING_LAYER."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import numpy, numba, tinylm.backend\n"
+              "from tinylm.kernels import gelu\n"
+              "gelu.gelu_forward(numpy.ones(1 << 18), 'tanh')\n"
+              "print(numba.threading_layer())\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env["NUMBA_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == "workqueue"
+    env["NUMBA_THREADING_LAYER"] = "omp"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == "omp"

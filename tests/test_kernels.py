@@ -48,6 +48,19 @@ def test_embedding_backward_numba_equals_reference(n, d, vocab, dtype, rng, asse
     assert_rel_close(fast, slow, REL[dtype], "dW")
 
 
+@pytest.mark.parametrize("kernel", ["embedding_backward", "embedding_backward_reference"])
+def test_embedding_backward_adds_into_out(kernel, rng, assert_rel_close):
+    ids = rng.integers(0, 5, size=40)                             # ids repeat
+    dout = rng.standard_normal((40, 300))                         # big enough to run in parallel
+    acc = rng.standard_normal((5, 300))
+    expected = acc + embedding.embedding_backward_reference(ids, dout, 5)
+    result = getattr(embedding, kernel)(ids, dout, 5, out=acc)
+    assert result is acc
+    assert_rel_close(acc, expected, 1e-13, "accumulated dW")
+    with pytest.raises(ValueError, match="out has shape"):
+        getattr(embedding, kernel)(ids, dout, 5, out=np.zeros((5, 299)))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n, vocab", [(1, 2), (29, 7), (203, 1003)])
 def test_cross_entropy_numba_equals_reference(n, vocab, dtype, rng, assert_rel_close, split):
@@ -55,15 +68,15 @@ def test_cross_entropy_numba_equals_reference(n, vocab, dtype, rng, assert_rel_c
     targets = rng.integers(0, vocab, size=n)
     targets[::3] = -100                                           # ignored rows
     row_grad = np.where(targets != -100, rng.standard_normal(n), 0).astype(dtype)
-    loss_fast, lse_fast = cross_entropy.cross_entropy_forward(logits, targets, -100)
-    loss_slow, lse_slow = cross_entropy.cross_entropy_forward_reference(logits, targets, -100)
+    loss_fast, probs_fast = cross_entropy.cross_entropy_forward(logits, targets, -100)
+    loss_slow, probs_slow = cross_entropy.cross_entropy_forward_reference(logits, targets, -100)
     assert loss_fast.dtype == loss_slow.dtype == dtype
     assert np.all(loss_fast[targets == -100] == 0)
     assert_rel_close(loss_fast, loss_slow, REL[dtype], "row loss")
-    assert_rel_close(lse_fast, lse_slow, REL[dtype], "lse")
-    d_fast = cross_entropy.cross_entropy_backward(logits, lse_fast, targets, row_grad, -100)
-    d_slow = cross_entropy.cross_entropy_backward_reference(logits, lse_slow, targets, row_grad,
-                                                            -100)
+    assert_rel_close(probs_fast, probs_slow, REL[dtype], "probs")
+    assert_rel_close(probs_fast.sum(axis=1), np.ones(n), REL[dtype], "sum of probs")
+    d_fast = cross_entropy.cross_entropy_backward(probs_fast, targets, row_grad, -100)
+    d_slow = cross_entropy.cross_entropy_backward_reference(probs_slow, targets, row_grad, -100)
     assert d_fast.dtype == d_slow.dtype == dtype
     assert np.all(d_fast[targets == -100] == 0)
     assert_rel_close(d_fast, d_slow, REL[dtype], "dlogits")
@@ -108,7 +121,7 @@ def test_gelu_numba_equals_reference(shape, approximate, dtype, rng, assert_rel_
 def test_kernels_accept_non_contiguous_inputs(rng, assert_rel_close):
     logits = rng.standard_normal((9, 12))[:, ::2]                 # a strided view
     targets = rng.integers(0, 6, size=9)
-    loss, lse = cross_entropy.cross_entropy_forward(logits, targets, -100)
+    loss, _ = cross_entropy.cross_entropy_forward(logits, targets, -100)
     assert_rel_close(loss, cross_entropy.cross_entropy_forward_reference(logits, targets, -100)[0],
                      1e-13)
     x = rng.standard_normal((5, 14))[:, ::2]

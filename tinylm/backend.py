@@ -32,6 +32,17 @@ except Exception:  # noqa: BLE001 - any import failure means "no GPU backend"
     cupy = None
 
 NUMBA_AVAILABLE = importlib.util.find_spec("numba") is not None
+THREADING_LAYER_ENV_VAR = "NUMBA_THREADING_LAYER"
+
+if NUMBA_AVAILABLE and THREADING_LAYER_ENV_VAR not in os.environ:
+    # numba's parallel kernels and OpenBLAS's matmuls take turns on the same cores. numba's
+    # default OpenMP layer keeps its workers spinning after a parallel region, stealing the
+    # cores from the next matmul: a 2-core GPT training step took 300 ms instead of 84 ms,
+    # an LSTM step 105 ms instead of 80 ms (``tinylm bench gpt``). The workqueue layer's
+    # workers sleep. Set $NUMBA_THREADING_LAYER to choose another layer.
+    import numba
+
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 def get_array_module(*arrays):

@@ -36,22 +36,22 @@ def cross_entropy_forward(logits, targets, ignore_index: int = -100):
     _check_targets(targets, V, ignore_index)
     z = logits.reshape(-1, V)                                      # [N, V]
     y = targets.reshape(-1)                                        # [N]
-    row_loss, lse = ce_kernel.cross_entropy_forward(z, y, ignore_index)  # [N], [N]
+    row_loss, probs = ce_kernel.cross_entropy_forward(z, y, ignore_index)  # [N], [N, V]
     count = int((y != ignore_index).sum())
     if count == 0:
         raise ValueError("cross_entropy: every target equals ignore_index, so the mean "
                          "loss is undefined; check the padding of the batch.")
     loss = row_loss.sum() / count
-    return xp.asarray(loss, dtype=logits.dtype), (z, y, lse, count, ignore_index, logits.shape)
+    return xp.asarray(loss, dtype=logits.dtype), (probs, y, count, ignore_index, logits.shape)
 
 
 def cross_entropy_backward(dloss, cache):
     """dloss: scalar upstream gradient (1.0 for a loss) -> dlogits [..., V]."""
     xp = get_array_module(cache[0])
-    z, y, lse, count, ignore_index, shape = cache
-    scale = xp.asarray(dloss, dtype=z.dtype) / count
-    row_grad = xp.where(y != ignore_index, scale, 0).astype(z.dtype)    # [N]
-    dz = ce_kernel.cross_entropy_backward(z, lse, y, row_grad, ignore_index)
+    probs, y, count, ignore_index, shape = cache
+    scale = xp.asarray(dloss, dtype=probs.dtype) / count
+    row_grad = xp.where(y != ignore_index, scale, 0).astype(probs.dtype)  # [N]
+    dz = ce_kernel.cross_entropy_backward(probs, y, row_grad, ignore_index)
     return dz.reshape(shape)
 
 

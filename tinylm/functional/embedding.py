@@ -26,11 +26,12 @@ def embedding_forward(ids, W):
     return xp.take(W, ids, axis=0), (ids, V)
 
 
-def embedding_backward(dout, cache):
-    """dout [..., D] -> dW [V, D]."""
+def embedding_backward(dout, cache, dW=None):
+    """dout [..., D] -> dW [V, D]. Given ``dW`` (a gradient accumulator [V, D]), the rows are
+    added into it in place and it is returned."""
     ids, V = cache
     D = dout.shape[-1]
-    return embedding_kernel.embedding_backward(ids.reshape(-1), dout.reshape(-1, D), V)
+    return embedding_kernel.embedding_backward(ids.reshape(-1), dout.reshape(-1, D), V, out=dW)
 
 
 def gradcheck_cases():

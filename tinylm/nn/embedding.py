@@ -21,8 +21,9 @@ class Embedding(Module):
         return out
 
     def backward(self, dout):
-        """Accumulates dW; returns None (token ids have no gradient)."""
-        self.weight.accumulate(embedding_backward(dout, self._cache))
+        """Adds dW into weight.grad (in place: no [V, D] temporary); returns None (token ids
+        have no gradient)."""
+        embedding_backward(dout, self._cache, dW=self.weight.grad)
 
     def __repr__(self):
         return f"Embedding({self.num_embeddings}, {self.dim})"
