@@ -4,10 +4,27 @@
     run(args) -> dict       -- times tinylm (and PyTorch, when installed) in the same run
 
 and the command line prints the dict (``--json``: as one JSON object).
+
+PyTorch is the yardstick, never a dependency: ``import_torch`` is the one place where tinylm
+may load it, only inside a benchmark's ``run``, and only when it is installed. The models
+and kernels being timed never see it.
 """
+
+import importlib
 
 BENCHMARKS = {
     "kernels": "tinylm.bench.kernels",
     "lstm": "tinylm.bench.lstm",
     "gpt": "tinylm.bench.gpt",
 }
+
+
+def import_torch(skip: bool = False):
+    """The ``torch`` module for a benchmark's comparison column, or None when ``skip`` is set
+    (``--no-torch``) or PyTorch is not installed."""
+    if skip:
+        return None
+    try:
+        return importlib.import_module("torch")
+    except ImportError:
+        return None

@@ -44,6 +44,7 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
+from tinylm.bench import import_torch
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.optim import AdamW
 
@@ -194,13 +195,6 @@ def torch_step_fn(twin, optimizer, t_idx, t_targets):
     return step
 
 
-def _import_torch():
-    try:
-        import torch  # optional: the comparison column
-    except ImportError:
-        return None
-    return torch
-
 
 def _profile_top(step, steps: int, limit: int = 15) -> list:
     profiler = cProfile.Profile()
@@ -258,7 +252,7 @@ class Worker:
 def run(args) -> dict:
     config = {key: getattr(args, key) for key in CONFIG_KEYS}
     config["threads"] = args.threads or _default_threads()
-    sides = ["tinylm"] + ([] if args.no_torch or _import_torch() is None else ["torch"])
+    sides = ["tinylm"] + ([] if args.no_torch or import_torch() is None else ["torch"])
     if args.train:
         return run_training(config, sides)
     workers = [Worker(side, config) for side in sides]
@@ -324,7 +318,7 @@ def _torch_worker(config, model, torch):
 
 def worker_main(side: str, config: dict) -> None:
     """Serve ``time`` / ``generate`` / ``profile`` commands on stdin, one JSON line each."""
-    torch = _import_torch() if side in ("torch", "train-torch") else None
+    torch = import_torch() if side in ("torch", "train-torch") else None
     if NUMBA_AVAILABLE:
         import numba
         numba.set_num_threads(config["threads"])

@@ -29,6 +29,7 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng, kernel_mode
+from tinylm.bench import import_torch
 from tinylm.kernels import cross_entropy, embedding, gelu, layernorm
 
 # (kernel, sizes) at realistic training sizes: B*T rows of a char-level (V=65) or word-level
@@ -174,15 +175,6 @@ BUILDERS = {"embedding": _embedding, "cross_entropy": _cross_entropy,
             "layernorm": _layernorm, "gelu": _gelu}
 
 
-def _import_torch(skip: bool):
-    if skip:
-        return None
-    try:
-        import torch  # optional: the benchmark's third column
-    except ImportError:
-        return None
-    return torch
-
 
 def _machine(torch) -> dict:
     info = {"cpus": os.cpu_count(), "numba": NUMBA_AVAILABLE}
@@ -203,7 +195,7 @@ def run(args) -> dict:
         raise SystemExit("--clock cpu measures one thread's CPU time; add --threads 1.")
     if kernel_mode() == "reference":
         raise SystemExit(f"{KERNEL_ENV_VAR}=reference would time the reference twice; unset it.")
-    torch = _import_torch(args.no_torch)
+    torch = import_torch(args.no_torch)
     if args.threads:
         import numba
         numba.set_num_threads(args.threads)

@@ -25,6 +25,7 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
+from tinylm.bench import import_torch
 from tinylm.models.rnn_lm import LSTMLM, RecurrentLMConfig
 from tinylm.optim import AdamW
 
@@ -101,15 +102,6 @@ def _round_seconds(step, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def _import_torch(skip: bool):
-    if skip:
-        return None
-    try:
-        import torch  # optional: the comparison column
-    except ImportError:
-        return None
-    return torch
-
 
 def run(args) -> dict:
     if NUMBA_AVAILABLE:
@@ -118,7 +110,7 @@ def run(args) -> dict:
         numba.set_num_threads(threads)
     else:
         threads = args.threads or os.cpu_count()
-    torch = _import_torch(args.no_torch)
+    torch = import_torch(args.no_torch)
     if torch is not None:
         torch.set_num_threads(threads)
     rng = default_rng(0)

@@ -20,13 +20,35 @@ differences. Every module ends with ``gradcheck_cases()``, a list of
 from tinylm.functional.activations import (gelu_backward, gelu_forward, relu_backward,
                                            relu_forward, sigmoid_backward, sigmoid_forward,
                                            tanh_backward, tanh_forward)
+from tinylm.functional.attention import (attention_heads_backward, attention_heads_forward,
+                                         causal_mask, key_padding_mask,
+                                         multi_head_attention_backward,
+                                         multi_head_attention_forward,
+                                         scaled_dot_product_attention_backward,
+                                         scaled_dot_product_attention_forward)
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from tinylm.functional.dropout import dropout_backward, dropout_forward
 from tinylm.functional.embedding import embedding_backward, embedding_forward
+from tinylm.functional.gru import (gru_backward, gru_cell_backward, gru_cell_forward,
+                                   gru_forward, gru_recurrence_backward, gru_recurrence_forward)
 from tinylm.functional.layernorm import layernorm_backward, layernorm_forward
 from tinylm.functional.linear import linear_backward, linear_forward
+from tinylm.functional.lstm import (lstm_backward, lstm_cell_backward, lstm_cell_forward,
+                                    lstm_forward, lstm_recurrence_backward,
+                                    lstm_recurrence_forward)
 from tinylm.functional.mse import mse_backward, mse_forward
+from tinylm.functional.positional import (learned_positional_backward,
+                                          learned_positional_forward, sinusoidal_encoding,
+                                          sinusoidal_positional_backward,
+                                          sinusoidal_positional_forward)
+from tinylm.functional.rnn import (rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward,
+                                   rnn_recurrence_backward, rnn_recurrence_forward)
 from tinylm.functional.softmax import (log_softmax_backward, log_softmax_forward,
                                        softmax_backward, softmax_forward)
+from tinylm.functional.transformer_block import (transformer_block_backward,
+                                                 transformer_block_forward)
+from tinylm.functional.window_projection import (window_projection_backward,
+                                                 window_projection_forward)
 
-__all__ = [name for name in dir() if name.endswith(("_forward", "_backward"))]
+__all__ = [name for name in dir() if name.endswith(("_forward", "_backward"))] + [
+    "causal_mask", "key_padding_mask", "sinusoidal_encoding"]

@@ -190,14 +190,6 @@ def recurrence_inputs(rng, batch_shape, H: int, gates: int, *states, biases=()):
     return {"pre": rng.standard_normal((*batch_shape, gates * H)), **inputs}
 
 
-def input_projection(x, W_x, b):
-    """x [T, B, I] -> x W_x + b [T, B, G*H] for all steps in one matmul."""
-    T, B, I = x.shape
-    pre = x.reshape(T * B, I) @ W_x                         # [T*B, G*H]
-    pre += b
-    return pre.reshape(T, B, W_x.shape[1])
-
-
 def input_projection_gradients(dpre, x, W_x):
     """dpre = dL/d(x W_x + b) [T, B, G*H] -> (dx [T, B, I], dW_x [I, G*H], db [G*H]): the
     sums over the steps as single matmuls over all T * B rows."""

@@ -3,6 +3,7 @@ pairs. The names mirror PyTorch's so that skills transfer, but there is no autog
 ``forward`` caches, ``backward`` accumulates gradients."""
 
 from tinylm.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from tinylm.nn.attention import KVCache, MultiHeadAttention
 from tinylm.nn.containers import ModuleList, Sequential
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
@@ -10,6 +11,9 @@ from tinylm.nn.layernorm import LayerNorm
 from tinylm.nn.linear import Linear
 from tinylm.nn.module import Module
 from tinylm.nn.parameter import Parameter
+from tinylm.nn.recurrent import GRU, LSTM, RNN
+from tinylm.nn.transformer import MLP, Block
 
-__all__ = ["Dropout", "Embedding", "GELU", "LayerNorm", "Linear", "Module", "ModuleList",
-           "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh"]
+__all__ = ["Block", "Dropout", "Embedding", "GELU", "GRU", "KVCache", "LSTM", "LayerNorm",
+           "Linear", "MLP", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "RNN",
+           "ReLU", "Sequential", "Sigmoid", "Tanh"]
