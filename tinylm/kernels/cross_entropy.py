@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import FASTMATH, parallel_chunks
+from tinylm.kernels import JIT, parallel_chunks
 
 
 def cross_entropy_forward_reference(logits, targets, ignore_index: int):
@@ -54,7 +54,7 @@ if NUMBA_AVAILABLE:
 
     import numba
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _forward_rows(logits, targets, ignore_index, row_loss, probs, lo, hi):
         V = logits.shape[1]
         for n in range(lo, hi):
@@ -72,7 +72,7 @@ if NUMBA_AVAILABLE:
             t = targets[n]
             row_loss[n] = 0.0 if t == ignore_index else m + math.log(s) - logits[n, t]
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _backward_rows(probs, targets, row_grad, ignore_index, dlogits, lo, hi):
         V = probs.shape[1]
         for n in range(lo, hi):
@@ -83,14 +83,14 @@ if NUMBA_AVAILABLE:
             if t != ignore_index:
                 dlogits[n, t] -= g
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _forward_parallel(logits, targets, ignore_index, row_loss, probs, n_chunks):
         N = logits.shape[0]
         for c in numba.prange(n_chunks):
             _forward_rows(logits, targets, ignore_index, row_loss, probs,
                           c * N // n_chunks, (c + 1) * N // n_chunks)
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _backward_parallel(probs, targets, row_grad, ignore_index, dlogits, n_chunks):
         N = probs.shape[0]
         for c in numba.prange(n_chunks):

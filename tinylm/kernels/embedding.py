@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import FASTMATH, parallel_chunks
+from tinylm.kernels import JIT, parallel_chunks
 
 
 def _table(dout, num_embeddings: int, out):
@@ -36,7 +36,7 @@ def embedding_backward_reference(ids, dout, num_embeddings: int, out=None):
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _scatter_add_columns(ids, dout, dW, lo, hi):
         """dW[ids[i], lo:hi] += dout[i, lo:hi] for every position i, in position order."""
         for i in range(ids.shape[0]):
@@ -44,7 +44,7 @@ if NUMBA_AVAILABLE:
             for d in range(lo, hi):
                 dW[row, d] += dout[i, d]
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _scatter_add_parallel(ids, dout, dW, n_chunks):
         # Each chunk owns a slice of columns: no two threads write the same entry, and each
         # entry still sums its rows in position order (the same result on any thread count).

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import FASTMATH, parallel_chunks
+from tinylm.kernels import JIT, parallel_chunks
 
 
 def layernorm_forward_reference(x, gamma, beta, eps: float):
@@ -44,7 +44,7 @@ if NUMBA_AVAILABLE:
 
     import numba
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _forward_rows(x, gamma, beta, eps, y, mean, rstd, lo, hi):
         C = x.shape[1]
         for n in range(lo, hi):
@@ -62,7 +62,7 @@ if NUMBA_AVAILABLE:
             mean[n] = mu
             rstd[n] = r
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _backward_rows(dy, x, mean, rstd, gamma, dx, dgamma, dbeta, lo, hi):
         """dx for rows lo..hi-1; adds their share of dgamma and dbeta (float64 [C])."""
         C = x.shape[1]
@@ -84,14 +84,14 @@ if NUMBA_AVAILABLE:
                 xhat = (x[n, c] - mu) * r
                 dx[n, c] = r * (dy[n, c] * gamma[c] - sg - xhat * sgx)
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _forward_parallel(x, gamma, beta, eps, y, mean, rstd, n_chunks):
         N = x.shape[0]
         for k in numba.prange(n_chunks):
             _forward_rows(x, gamma, beta, eps, y, mean, rstd,
                           k * N // n_chunks, (k + 1) * N // n_chunks)
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _backward_parallel(dy, x, mean, rstd, gamma, dx, dgamma_parts, dbeta_parts):
         # dgamma/dbeta sum over rows: each chunk adds into its own row of the partial sums,
         # which are added up afterwards (no two threads write the same entry).

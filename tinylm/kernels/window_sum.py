@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import FASTMATH, parallel_chunks
+from tinylm.kernels import JIT, parallel_chunks
 
 
 def window_sum_reference(tables, ids, T: int):
@@ -42,7 +42,7 @@ def window_sum_backward_reference(dout, ids, n: int, R: int):
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _gather_sum_rows(tables, ids, out, lo, hi):
         """out[b, t] = sum_k tables[k, ids[b, t+k]] for the flat positions bt in [lo, hi)."""
         n = tables.shape[0]
@@ -57,13 +57,13 @@ if NUMBA_AVAILABLE:
                 for h in range(H):
                     out[b, t, h] += tables[k, r, h]
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _gather_sum_parallel(tables, ids, out, n_chunks):
         rows = out.shape[0] * out.shape[1]
         for c in numba.prange(n_chunks):
             _gather_sum_rows(tables, ids, out, c * rows // n_chunks, (c + 1) * rows // n_chunks)
 
-    @numba.njit(cache=True, fastmath=FASTMATH)
+    @numba.njit(**JIT)
     def _scatter_add_columns(dout, ids, dtables, lo, hi):
         """dtables[k, ids[b, t+k], lo:hi] += dout[b, t, lo:hi], in position order."""
         n = dtables.shape[0]
@@ -75,7 +75,7 @@ if NUMBA_AVAILABLE:
                     for h in range(lo, hi):
                         dtables[k, r, h] += dout[b, t, h]
 
-    @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+    @numba.njit(parallel=True, **JIT)
     def _scatter_add_parallel(dout, ids, dtables, n_chunks):
         # Each chunk owns a slice of the H columns: no two threads write the same entry.
         H = dout.shape[2]
