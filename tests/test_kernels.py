@@ -13,7 +13,7 @@ import pytest
 
 import tinylm.kernels
 from tinylm import backend
-from tinylm.kernels import cross_entropy, embedding, gelu, layernorm
+from tinylm.kernels import adam, cross_entropy, embedding, gelu, layernorm
 
 pytestmark = pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
 
@@ -141,6 +141,9 @@ NUMBA_FUNCTIONS = [   # (module, its serial numba kernel, a small call that reac
      lambda rng: layernorm.layernorm_forward(rng.standard_normal((4, 3)), np.ones(3), np.zeros(3),
                                              1e-5)),
     (gelu, "_forward_range", lambda rng: gelu.gelu_forward(rng.standard_normal(5), "tanh")),
+    (adam, "_adam_update_flat",
+     lambda rng: adam.adam_update(*(rng.random(3) for _ in range(5)), 1e-3, 0.9, 0.99,
+                                  1e-8, 0.1, True, 1)),
 ]
 
 
@@ -191,3 +194,21 @@ def test_window_sum_numba_equals_reference(n, rows, H, B, T, dtype, rng, assert_
     assert_rel_close(window_sum.window_sum_backward(dout, ids, n, rows),
                      window_sum.window_sum_backward_reference(dout, ids, n, rows), REL[dtype],
                      "dtables")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay, decoupled", [(0.0, True), (0.1, True), (0.1, False)])
+def test_adam_update_numba_equals_reference(weight_decay, decoupled, dtype, rng,
+                                            assert_rel_close):
+    """Three steps on a [7, 13] parameter: p, m and v agree (same operations, same order)."""
+    shape = (7, 13)
+    states = [[rng.standard_normal(shape).astype(dtype), np.zeros(shape, dtype),
+               np.zeros(shape, dtype)]]                           # p, m, v
+    states.append([a.copy() for a in states[0]])
+    for t in (1, 2, 3):
+        g = rng.standard_normal(shape).astype(dtype)
+        for state, update in zip(states, (adam.adam_update, adam.adam_update_reference)):
+            update(*state[:1], g, *state[1:], np.empty(shape, dtype), 1e-2, 0.9, 0.99, 1e-8,
+                   weight_decay, decoupled, t)
+    for name, fast, slow in zip(("p", "m", "v"), *states):
+        assert_rel_close(fast, slow, REL[dtype], name)

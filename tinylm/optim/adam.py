@@ -23,15 +23,13 @@ Weight decay, two different things:
   theta <- theta - eta lambda theta  (i.e. theta *= 1 - eta lambda), then the Adam update
   above with the plain gradient. Every weight shrinks at the same relative rate.
 
-The update is computed in place with one scratch array, so a step allocates nothing new
-(except Adam's L2 term, g + lambda theta).
+The update runs in place (tinylm/kernels/adam.py: one numba pass over each parameter, or
+NumPy passes through one scratch array), so a step allocates nothing new.
 """
 
 from __future__ import annotations
 
-import math
-
-from tinylm.backend import get_array_module
+from tinylm.kernels.adam import adam_update
 from tinylm.optim.optimizer import Optimizer, _check_nonnegative
 
 
@@ -58,30 +56,9 @@ class Adam(Optimizer):
         return ("exp_avg", "exp_avg_sq")
 
     def _update(self, p, state: dict, group: dict, t: int) -> None:
-        xp = get_array_module(p.data)
-        lr, (beta1, beta2) = group["lr"], group["betas"]
-        eps, wd = group["eps"], group["weight_decay"]
-        m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
-        if wd != 0:
-            if self.decoupled_weight_decay:
-                p.data *= 1 - lr * wd                  # AdamW: theta -= eta lambda theta
-            else:
-                g = g + wd * p.data                    # Adam: g += lambda theta (L2)
-        tmp = self._scratch(p)
-        m *= beta1                                     # m = beta1 m + (1 - beta1) g
-        xp.multiply(g, 1 - beta1, out=tmp)
-        m += tmp
-        v *= beta2                                     # v = beta2 v + (1 - beta2) g^2
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - beta2
-        v += tmp
-        bias1, bias2 = 1 - beta1 ** t, 1 - beta2 ** t
-        xp.sqrt(v, out=tmp)                            # sqrt(v_hat) + eps
-        tmp /= math.sqrt(bias2)
-        tmp += eps
-        xp.divide(m, tmp, out=tmp)                     # theta -= (eta / bias1) m / (...)
-        tmp *= lr / bias1
-        p.data -= tmp
+        (beta1, beta2), wd = group["betas"], group["weight_decay"]
+        adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], self._scratch(p),
+                    group["lr"], beta1, beta2, group["eps"], wd, self.decoupled_weight_decay, t)
 
 
 class AdamW(Adam):
