@@ -9,7 +9,7 @@ chapters/figures/01-ngram-val-loss.png and prints the table of chapter 01.
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_cells import build_notebook
 
 OUT = Path(__file__).resolve().parents[1] / "01-language-models.ipynb"
 
@@ -149,14 +149,6 @@ print(tok.decode(prompt[0]) + tok.decode(new[0]))"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
-    notebook = new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    return notebook
-
-
 if __name__ == "__main__":
-    nbformat.write(build(), OUT)
+    nbformat.write(build_notebook(CELLS), OUT)
     print(f"wrote {OUT}")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_cells import build_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "notebooks" / "03-neural-networks.ipynb"
@@ -228,15 +228,6 @@ watch the loss curve; then remove the hidden layers and see a linear model fail.
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src)
-                for kind, src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    return nb
-
-
 def draw_figures(nb) -> None:
     """Run a copy of the notebook with full settings; its ``save`` writes the figures."""
     import nbclient
@@ -253,8 +244,8 @@ if __name__ == "__main__":
     parser.add_argument("--figures", action="store_true",
                         help="run the notebook with full settings and save the chapter's figures")
     args = parser.parse_args()
-    nbformat.write(build(), OUT)
+    nbformat.write(build_notebook(CELLS), OUT)
     print("wrote", OUT)
     if args.figures:
-        draw_figures(build())
+        draw_figures(build_notebook(CELLS))
         print("figures in", FIGURES)

@@ -6,7 +6,7 @@
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_cells import build_notebook
 
 OUT = Path(__file__).resolve().parents[1] / "06-recurrent-networks.ipynb"
 
@@ -221,15 +221,6 @@ print("ROMEO:\n" + tok.decode([int(i) for i in new[0]]))"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src)
-                for kind, src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    nbformat.write(build(), OUT)
+    nbformat.write(build_notebook(CELLS), OUT)
     print("wrote", OUT)
