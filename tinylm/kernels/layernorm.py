@@ -48,17 +48,18 @@ if NUMBA_AVAILABLE:
     def _forward_rows(x, gamma, beta, eps, y, mean, rstd, lo, hi):
         C = x.shape[1]
         for n in range(lo, hi):
+            xn, yn = x[n], y[n]                         # row views indexed from 0: SIMD loops
             s = 0.0                                     # float64 sums, also for float32 rows
             for c in range(C):
-                s += x[n, c]
+                s += xn[c]
             mu = s / C
             v = 0.0
             for c in range(C):
-                d = x[n, c] - mu
+                d = xn[c] - mu
                 v += d * d
             r = 1.0 / math.sqrt(v / C + eps)
             for c in range(C):
-                y[n, c] = (x[n, c] - mu) * r * gamma[c] + beta[c]
+                yn[c] = (xn[c] - mu) * r * gamma[c] + beta[c]
             mean[n] = mu
             rstd[n] = r
 
@@ -67,22 +68,23 @@ if NUMBA_AVAILABLE:
         """dx for rows lo..hi-1; adds their share of dgamma and dbeta (float64 [C])."""
         C = x.shape[1]
         for n in range(lo, hi):
+            xn, dyn, dxn = x[n], dy[n], dx[n]           # row views indexed from 0: SIMD loops
             mu = mean[n]
             r = rstd[n]
             sg = 0.0
             sgx = 0.0
             for c in range(C):
-                xhat = (x[n, c] - mu) * r
-                g = dy[n, c] * gamma[c]
+                xhat = (xn[c] - mu) * r
+                g = dyn[c] * gamma[c]
                 sg += g
                 sgx += g * xhat
-                dgamma[c] += dy[n, c] * xhat
-                dbeta[c] += dy[n, c]
+                dgamma[c] += dyn[c] * xhat
+                dbeta[c] += dyn[c]
             sg /= C
             sgx /= C
             for c in range(C):
-                xhat = (x[n, c] - mu) * r
-                dx[n, c] = r * (dy[n, c] * gamma[c] - sg - xhat * sgx)
+                xhat = (xn[c] - mu) * r
+                dxn[c] = r * (dyn[c] * gamma[c] - sg - xhat * sgx)
 
     @numba.njit(parallel=True, **JIT)
     def _forward_parallel(x, gamma, beta, eps, y, mean, rstd, n_chunks):
