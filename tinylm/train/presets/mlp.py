@@ -1,16 +1,18 @@
 """Presets for the Bengio-style MLP language model (tinylm/models/mlp_lm.py)."""
 
 PRESETS = {
-    # The demo: a char-level MLP LM on Tiny Shakespeare that beats the best n-gram baseline
-    # in a few minutes on 2 CPU cores.
+    # The demo: a char-level MLP LM on Tiny Shakespeare, about 5 minutes on 2 CPU cores.
+    # A 10-character window with dropout generalises better than a 16-character one
+    # without (validation 1.642 against 1.743; chapter 03, section 10).
     "shakespeare-char-mlp": {
         "model": "mlp",
-        "model_config": {"context": 16, "embd": 24, "hidden": 512, "embd_std": 1.0},
+        "model_config": {"context": 10, "embd": 32, "hidden": 768, "embd_std": 1.0,
+                         "dropout": 0.15},
         "train": {"dataset": "tinyshakespeare", "tokenizer": "char", "batching": "random",
                   "batch_size": 32, "block_size": 64, "optimizer": "adamw", "lr": 3e-3,
                   "betas": (0.9, 0.99), "weight_decay": 0.01, "grad_clip": 1.0,
                   "schedule": "cosine", "warmup_iters": 100, "min_lr": 3e-4,
-                  "max_iters": 3000, "eval_interval": 500, "eval_iters": 0,
+                  "max_iters": 6000, "eval_interval": 500, "eval_iters": 0,
                   "out_dir": "runs/shakespeare-char-mlp"},
     },
 }
