@@ -16,8 +16,9 @@ import pytest
 import tinylm.functional as F
 from tinylm import checks
 from tinylm.functional import (cross_entropy_backward, dropout_backward, embedding_backward,
-                               gelu_backward, layernorm_backward, linear_backward,
-                               log_softmax_backward, mse_backward, relu_backward,
+                               gelu_backward, gru_recurrence_backward, layernorm_backward,
+                               linear_backward, log_softmax_backward, lstm_recurrence_backward,
+                               mse_backward, relu_backward, rnn_recurrence_backward,
                                sigmoid_backward, softmax_backward, tanh_backward)
 from tinylm.gradcheck import GradcheckCase, check_gradients
 
@@ -38,6 +39,11 @@ REQUIRED_VARIANTS = {
     embedding_backward: {"embedding[repeated ids]"},
     layernorm_backward: {"layernorm"},
     dropout_backward: {"dropout"},
+    # the time loops alone, from a given input projection (used by tinylm/nn/recurrent.py
+    # when layer 0 reads an embedding table), with the initial states' gradients
+    rnn_recurrence_backward: {"rnn_recurrence"},
+    lstm_recurrence_backward: {"lstm_recurrence"},
+    gru_recurrence_backward: {"gru_recurrence"},
 }
 
 

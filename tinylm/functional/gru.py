@@ -33,10 +33,10 @@ tinylm/functional/rnn.py for the layout and the speed notes. Chapter 06.
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.functional.rnn import (check_cell_inputs, check_recurrence_inputs,
-                                   check_sequence_inputs, input_projection,
-                                   input_projection_gradients, recurrence_inputs,
-                                   recurrent_inputs, recurrent_weight_gradient)
+                                   check_sequence_inputs, recurrence_inputs, recurrent_inputs,
+                                   recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as kernels
 
@@ -67,15 +67,16 @@ def gru_forward(x, h0, W_x, W_h, b_x, b_h):
     """A whole sequence. x [T, B, I], h0 [B, H] or None (zeros) -> (hs [T, B, H], cache);
     the final state is hs[-1]."""
     check_sequence_inputs("gru", x, W_x, W_h, 3)
-    hs, cache = _recurrence_forward(input_projection(x, W_x, b_x), h0, W_h, b_h)
-    return hs, (x, W_x, cache)
+    pre, projection_cache = linear_forward(x, W_x, b_x)     # [T, B, 3H]: all steps, one matmul
+    hs, cache = _recurrence_forward(pre, h0, W_h, b_h)
+    return hs, (projection_cache, cache)
 
 
 def gru_backward(dhs, cache):
     """dhs [T, B, H] -> (dx [T, B, I], dh0 [B, H], dW_x, dW_h, db_x, db_h)."""
-    x, W_x, recurrence_cache = cache
+    projection_cache, recurrence_cache = cache
     dxg, dh0, dW_h, db_h = gru_recurrence_backward(dhs, recurrence_cache)
-    dx, dW_x, db_x = input_projection_gradients(dxg, x, W_x)
+    dx, dW_x, db_x = linear_backward(dxg, projection_cache)  # sums over all T * B rows
     return dx, dh0, dW_x, dW_h, db_x, db_h
 
 

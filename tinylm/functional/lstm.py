@@ -35,10 +35,10 @@ tinylm/kernels/recurrent.py for the fused gate kernels. Chapter 06.
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.functional.rnn import (check_cell_inputs, check_recurrence_inputs,
-                                   check_sequence_inputs, input_projection,
-                                   input_projection_gradients, recurrence_inputs,
-                                   recurrent_inputs, recurrent_weight_gradient)
+                                   check_sequence_inputs, recurrence_inputs, recurrent_inputs,
+                                   recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as kernels
 
@@ -68,17 +68,18 @@ def lstm_forward(x, h0, c0, W_x, W_h, b):
     """A whole sequence. x [T, B, I], h0, c0 [B, H] or None (zeros)
     -> ((hs, cs) [T, B, H] each, cache); the final state is (hs[-1], cs[-1])."""
     check_sequence_inputs("lstm", x, W_x, W_h, 4)
-    out, cache = _recurrence_forward(input_projection(x, W_x, b), h0, c0, W_h)
-    return out, (x, W_x, cache)
+    pre, projection_cache = linear_forward(x, W_x, b)       # [T, B, 4H]: all steps, one matmul
+    out, cache = _recurrence_forward(pre, h0, c0, W_h)
+    return out, (projection_cache, cache)
 
 
 def lstm_backward(dout, cache):
     """dout = (dhs, dcs) [T, B, H] each; dcs may be None (only the final state's cell is
     normally used: dcs is zero but for dcs[-1]) -> (dx [T, B, I], dh0, dc0 [B, H], dW_x,
     dW_h, db)."""
-    x, W_x, recurrence_cache = cache
+    projection_cache, recurrence_cache = cache
     da, dh0, dc0, dW_h = lstm_recurrence_backward(dout, recurrence_cache)
-    dx, dW_x, db = input_projection_gradients(da, x, W_x)
+    dx, dW_x, db = linear_backward(da, projection_cache)    # sums over all T * B rows
     return dx, dh0, dc0, dW_x, dW_h, db
 
 

@@ -30,9 +30,11 @@ a sum, so dL/d(bias_ih) = dL/d(bias_hh) = db).
 Sequences are time-major, x [T, B, I], like PyTorch's default and cuDNN: each step's rows
 are then one contiguous block, which the per-step matmul and kernel want. The layers in
 tinylm/nn/recurrent.py accept batch-first input and transpose. The speed comes from:
-x W_x + b for all T steps in one matmul before the loop; per step only h W_h (into a
-preallocated buffer) and one fused kernel (tinylm/kernels/recurrent.py); after the loop the
-weight gradients as single matmuls over all T * B rows.
+x W_x + b for all T steps in one matmul before the loop (the linear pair of
+tinylm/functional/linear.py, whose backward also gives dx, dW_x and db over all T * B rows
+at once); per step only h W_h (into a
+preallocated buffer) and one fused kernel (tinylm/kernels/recurrent.py); after the loop
+dW_h as one matmul over all T * B rows.
 
 The helpers at the bottom are shared by tinylm/functional/lstm.py and gru.py.
 """
@@ -40,6 +42,7 @@ The helpers at the bottom are shared by tinylm/functional/lstm.py and gru.py.
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
+from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as kernels
 
@@ -68,15 +71,16 @@ def rnn_forward(x, h0, W_x, W_h, b):
 
     The final state is hs[-1], so its gradient is simply part of dhs[-1]."""
     check_sequence_inputs("rnn", x, W_x, W_h, 1)
-    hs, cache = _recurrence_forward(input_projection(x, W_x, b), h0, W_h)
-    return hs, (x, W_x, cache)
+    pre, projection_cache = linear_forward(x, W_x, b)       # [T, B, H]: all steps, one matmul
+    hs, cache = _recurrence_forward(pre, h0, W_h)
+    return hs, (projection_cache, cache)
 
 
 def rnn_backward(dhs, cache):
     """dhs [T, B, H] -> (dx [T, B, I], dh0 [B, H], dW_x, dW_h, db)."""
-    x, W_x, recurrence_cache = cache
+    projection_cache, recurrence_cache = cache
     dpre, dh0, dW_h = rnn_recurrence_backward(dhs, recurrence_cache)
-    dx, dW_x, db = input_projection_gradients(dpre, x, W_x)
+    dx, dW_x, db = linear_backward(dpre, projection_cache)  # sums over all T * B rows
     return dx, dh0, dW_x, dW_h, db
 
 
@@ -163,14 +167,6 @@ def recurrent_inputs(rng, x_shape, H: int, gates: int, *states, biases=("b",)):
     return inputs
 
 
-def input_projection(x, W_x, b):
-    """x [T, B, I] -> x W_x + b [T, B, G*H] for all steps in one matmul."""
-    T, B, I = x.shape
-    pre = x.reshape(T * B, I) @ W_x                         # [T*B, G*H]
-    pre += b
-    return pre.reshape(T, B, W_x.shape[1])
-
-
 def check_recurrence_inputs(name, pre, h0, W_h, gates: int):
     """pre must be time-major [T, B, G*H] with W_h [H, G*H] and h0 [B, H] (or None)."""
     H = W_h.shape[0]
@@ -188,16 +184,6 @@ def recurrence_inputs(rng, batch_shape, H: int, gates: int, *states, biases=()):
     inputs = recurrent_inputs(rng, (*batch_shape, 1), H, gates, *states, biases=biases)
     del inputs["x"], inputs["W_x"]
     return {"pre": rng.standard_normal((*batch_shape, gates * H)), **inputs}
-
-
-def input_projection_gradients(dpre, x, W_x):
-    """dpre = dL/d(x W_x + b) [T, B, G*H] -> (dx [T, B, I], dW_x [I, G*H], db [G*H]): the
-    sums over the steps as single matmuls over all T * B rows."""
-    T, B, I = x.shape
-    dpre2 = dpre.reshape(T * B, -1)                         # [T*B, G*H]
-    dx = (dpre2 @ W_x.T).reshape(T, B, I)                   # [T, B, I]
-    dW_x = x.reshape(T * B, I).T @ dpre2                    # [I, G*H]
-    return dx, dW_x, dpre2.sum(axis=0)
 
 
 def recurrent_weight_gradient(h_prev, dhg):

@@ -55,8 +55,8 @@ if NUMBA_AVAILABLE:
         for i in range(p.size):
             theta, grad = p[i], g[i]
             if decoupled:
-                theta = theta * decay
-            else:
+                theta = theta * decay                   # decay = 1 when weight_decay = 0
+            elif weight_decay != 0:
                 grad = grad + weight_decay * theta
             m[i] = m[i] * beta1 + grad * (1 - beta1)
             v[i] = v[i] * beta2 + (grad * grad) * (1 - beta2)

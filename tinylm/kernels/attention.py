@@ -41,7 +41,7 @@ import math
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import parallel_chunks
+from tinylm.kernels import JIT, parallel_chunks
 
 
 def _check_qkv(qkv, n_head: int):
@@ -106,6 +106,7 @@ def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=Non
 # fastmath without "no NaN/inf" (the masked scores are -inf): reassociation lets LLVM
 # vectorise the sums.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
+ATTENTION_JIT = dict(JIT, fastmath=FAST)     # the shared options (tinylm/kernels/__init__.py)
 
 # Triangle modes of the blocked product below (P is lower-triangular: P_ij = 0 for j > i).
 COLS_UP_TO_ROW, SUM_UP_TO_ROW = 1, 2
@@ -113,7 +114,7 @@ COLS_UP_TO_ROW, SUM_UP_TO_ROW = 1, 2
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(cache=True, fastmath=FAST)
+    @numba.njit(**ATTENTION_JIT)
     def _matmul_nt(A, B, C, triangle, zero):
         """C[i, c] = sum_r A[i, r] B[c, r]   (A [M, R], B [N, R], C [M, N]: C = A B^T).
 
@@ -145,7 +146,7 @@ if NUMBA_AVAILABLE:
                     a11 += x1 * y1
                 C[i0, c0], C[i0, c1], C[i1, c0], C[i1, c1] = a00, a01, a10, a11
 
-    @numba.njit(cache=True)
+    @numba.njit(**ATTENTION_JIT)
     def _load_head(src, b, col, out, transposed):
         """out <- src[b, :, col:col+hd] ([T, hd]), or its transpose ([hd, T])."""
         for t in range(src.shape[1]):
@@ -156,7 +157,7 @@ if NUMBA_AVAILABLE:
                 else:
                     out[t, d] = row[d]
 
-    @numba.njit(cache=True, fastmath=FAST)
+    @numba.njit(**ATTENTION_JIT)
     def _shifted_scores_heads(qkv, n_head, scale, att, lo, hi):
         """att[b, h] <- scale * (q_i . k_j - max_j' q_i . k_j') for j <= i, and -inf for
         j > i, for heads bh = b * H + h in [lo, hi): the softmax's exponents."""
@@ -181,7 +182,7 @@ if NUMBA_AVAILABLE:
                 for j in range(i + 1, T):
                     row[j] = -numpy.inf
 
-    @numba.njit(cache=True, fastmath=FAST)
+    @numba.njit(**ATTENTION_JIT)
     def _weigh_values_heads(qkv, n_head, drop_mask, use_drop, y, att, lo, hi):
         """att[b, h] holds exp(exponents); normalise each row to P and set y = (P o M) V."""
         T, D = qkv.shape[1], qkv.shape[2] // 3
@@ -208,7 +209,7 @@ if NUMBA_AVAILABLE:
             _matmul_nt(w if use_drop else p, vt, y[b, :, h * hd:(h + 1) * hd],
                        SUM_UP_TO_ROW, zero)                      # y_i = sum_j P_ij M_ij v_j
 
-    @numba.njit(cache=True, fastmath=FAST)
+    @numba.njit(**ATTENTION_JIT)
     def _backward_heads(dy, qkv, att, n_head, scale, drop_mask, use_drop, dqkv, lo, hi):
         T, D = qkv.shape[1], qkv.shape[2] // 3
         hd = D // n_head
@@ -266,21 +267,21 @@ if NUMBA_AVAILABLE:
             dqkv[b, :, D + h * hd:D + (h + 1) * hd] = dk
             dqkv[b, :, 2 * D + h * hd:2 * D + (h + 1) * hd] = dv
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(parallel=True, **ATTENTION_JIT)
     def _shifted_scores_parallel(qkv, n_head, scale, att, n_chunks):
         n = qkv.shape[0] * n_head
         for c in numba.prange(n_chunks):
             _shifted_scores_heads(qkv, n_head, scale, att, c * n // n_chunks,
                                   (c + 1) * n // n_chunks)
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(parallel=True, **ATTENTION_JIT)
     def _weigh_values_parallel(qkv, n_head, drop_mask, use_drop, y, att, n_chunks):
         n = qkv.shape[0] * n_head
         for c in numba.prange(n_chunks):
             _weigh_values_heads(qkv, n_head, drop_mask, use_drop, y, att, c * n // n_chunks,
                                 (c + 1) * n // n_chunks)
 
-    @numba.njit(cache=True, parallel=True)
+    @numba.njit(parallel=True, **ATTENTION_JIT)
     def _backward_parallel(dy, qkv, att, n_head, scale, drop_mask, use_drop, dqkv, n_chunks):
         n = qkv.shape[0] * n_head
         for c in numba.prange(n_chunks):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from tinylm.backend import default_rng
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.models.base import LanguageModel
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
@@ -106,16 +107,13 @@ class RecurrentLM(LanguageModel):
         T, B = idx.shape[1], idx.shape[0]
         self._folded = self.config.vocab_size <= T * B and not (self.training and
                                                                  self.drop_in.p > 0)
-        if self._folded:        # layer 0 looks up (E W_x + b)[ids]: see LSTM._embedded_forward
+        if self._folded:        # layer 0 looks up (E W_x + b)[ids]: _Recurrent._embedded_forward
             hs, state = self.rnn.forward(idx.T, state, embedding=self.embedding.weight.data)
         else:
             x = self.drop_in.forward(self.embedding.forward(idx.T))  # [T, B, d]
             hs, state = self.rnn.forward(x, state)                  # [T, B, H]
         hs = self.drop_out.forward(hs).reshape(T * B, -1)           # [T*B, H]: one big matmul
-        W = self.output_weight()                                    # [H, V]
-        logits = hs @ W                                             # [T*B, V]
-        logits += self.b_out.data                                   # in place: V can be 10^4
-        self._head_cache = (hs, W)
+        logits, self._head_cache = linear_forward(hs, self.output_weight(), self.b_out.data)
         return logits.reshape(T, B, -1), state                      # [T, B, V]
 
     def forward(self, idx, targets=None):
@@ -140,9 +138,7 @@ class RecurrentLM(LanguageModel):
                                "with targets first.")
         dlogits = cross_entropy_backward(dloss, self._loss_cache)   # [T, B, V]
         T, B, V = dlogits.shape
-        dlogits = dlogits.reshape(T * B, V)                         # [T*B, V]
-        hs, W = self._head_cache
-        dhs, dW, db = dlogits @ W.T, hs.T @ dlogits, dlogits.sum(axis=0)   # [T*B, H], [H, V], [V]
+        dhs, dW, db = linear_backward(dlogits.reshape(T * B, V), self._head_cache)  # [T*B, H]
         if self.config.tie_weights:
             self.embedding.weight.accumulate(dW.T)
         else:
