@@ -13,7 +13,7 @@ import pytest
 
 import tinylm.kernels
 from tinylm import backend
-from tinylm.kernels import adam, cross_entropy, embedding, gelu, layernorm
+from tinylm.kernels import adam, cross_entropy, dropout, embedding, gelu, layernorm, tanh
 
 pytestmark = pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
 
@@ -141,6 +141,9 @@ NUMBA_FUNCTIONS = [   # (module, its serial numba kernel, a small call that reac
      lambda rng: layernorm.layernorm_forward(rng.standard_normal((4, 3)), np.ones(3), np.zeros(3),
                                              1e-5)),
     (gelu, "_forward_range", lambda rng: gelu.gelu_forward(rng.standard_normal(5), "tanh")),
+    (tanh, "_tanh_rational", lambda rng: tanh.tanh(rng.standard_normal(5).astype(np.float32))),
+    (dropout, "_apply", lambda rng: dropout.apply_dropout(rng.standard_normal(5),
+                                                          rng.random(5), 0.3)),
     (adam, "_adam_update_flat",
      lambda rng: adam.adam_update(*(rng.random(3) for _ in range(5)), 1e-3, 0.9, 0.99,
                                   1e-8, 0.1, True, 1)),
@@ -224,3 +227,25 @@ def test_simd_exp_is_within_float32_rounding_of_exp(rng):
     truth = np.exp(z.astype(np.float64))
     assert np.max(np.abs(out - truth) / truth) < 4e-7
     assert exp_inplace.__module__ == "tinylm.kernels.simd_exp"
+
+
+def test_rational_tanh_is_within_3e7_of_tanh(rng):
+    x = np.concatenate([np.linspace(-10.0, 10.0, 100_001),
+                        3.0 * rng.standard_normal(10_000)]).astype(np.float32)
+    fast = tanh.tanh(x)
+    assert fast.dtype == np.float32
+    assert np.max(np.abs(fast - np.tanh(x.astype(np.float64)))) < 3.5e-7
+    assert np.all(np.abs(fast) <= 1.0) and np.all(np.sign(fast) == np.sign(x))
+    x64 = x.astype(np.float64)
+    assert np.array_equal(tanh.tanh(x64), np.tanh(x64)), "float64 takes NumPy's tanh"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_kernel_equals_reference(dtype, rng):
+    x = rng.standard_normal((3, 5, 7)).astype(dtype)
+    u = rng.random(x.shape, dtype=dtype)
+    y_ref, m_ref = dropout.apply_dropout_reference(x, u, 0.3)
+    y, m = dropout.apply_dropout(x, u.copy(), 0.3)
+    assert y.dtype == m.dtype == dtype and y.shape == m.shape == x.shape
+    np.testing.assert_array_equal(m, m_ref)
+    np.testing.assert_array_equal(y, y_ref)

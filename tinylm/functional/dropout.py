@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tinylm.backend import default_rng
 from tinylm.gradcheck import GradcheckCase
+from tinylm.kernels import dropout as dropout_kernel
 
 
 def dropout_forward(x, p: float, rng, training: bool = True):
@@ -20,8 +21,8 @@ def dropout_forward(x, p: float, rng, training: bool = True):
         raise ValueError(f"dropout: p={p} must lie in [0, 1); p=1 would drop every unit.")
     if not training or p == 0.0:
         return x, None
-    scaled_mask = (rng.random(x.shape, dtype=x.dtype) >= p) * x.dtype.type(1.0 / (1.0 - p))
-    return x * scaled_mask, scaled_mask
+    u = rng.random(x.shape, dtype=x.dtype)                  # [...] uniform in [0, 1)
+    return dropout_kernel.apply_dropout(x, u, p)            # y = x * m, cache m
 
 
 def dropout_backward(dy, cache):

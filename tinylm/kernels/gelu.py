@@ -16,6 +16,7 @@ import numpy
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
 from tinylm.kernels import JIT, parallel_chunks
 from tinylm.kernels.simd_exp import EXP_POLY, exp_inplace
+from tinylm.kernels.tanh import RATIONAL_TANH
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -54,21 +55,11 @@ def gelu_backward_reference(dout, x, approximate: str):
     return dout * (cdf + x * pdf)
 
 
-# tanh(u) ~ u P(u^2) / Q(u^2) on [-7.9053, 7.9053], +-1 beyond (where float32 tanh is +-1):
-# the minimax rational approximation Eigen uses for float32 tanh, within 3e-7 of the true
-# value. It is multiplies, adds and one divide, which LLVM turns into SIMD code; numba has
-# no SIMD exp or tanh (without Intel's SVML it calls libm once per element). The float32
-# forward uses it: 0.3 ns per element against 6 ns for the libm exp. The backward does not:
-# its 1 - tanh^2 cancels for large |u|, magnifying the 3e-7 a hundredfold; it uses
-# e = exp(-2u) (tinylm/kernels/simd_exp.py), s = 1 / (1 + e) = (1 + tanh u) / 2 and
-# (1 - tanh^2 u) / 2 = 2 s (1 - s) = 2 e s^2, in which nothing cancels.
-RATIONAL_TANH = numpy.array([
-    7.90531110763549805,                                                    # clamp
-    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,      # P: u^0 .. u^12
-    5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
-    -2.76076847742355e-16,
-    4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,      # Q: u^0 .. u^6
-    1.19825839466702e-06], dtype=numpy.float32)
+# The float32 forward evaluates tanh with the SIMD rational approximation of
+# tinylm/kernels/tanh.py (within 3e-7): 0.3 ns per element against 6 ns for the libm exp.
+# The backward does not: its 1 - tanh^2 cancels for large |u|, magnifying the 3e-7 a
+# hundredfold; it uses e = exp(-2u) (tinylm/kernels/simd_exp.py), s = 1 / (1 + e) =
+# (1 + tanh u) / 2 and (1 - tanh^2 u) / 2 = 2 s (1 - s) = 2 e s^2, in which nothing cancels.
 
 
 def _constants(dtype):
@@ -82,6 +73,8 @@ def _constants(dtype):
 if NUMBA_AVAILABLE:
     import numba
 
+    from tinylm.kernels.tanh import rational_tanh
+
     # The tanh form uses (1 + tanh u) / 2 = sigmoid(2u): one exp is cheaper than a tanh, and
     # with s = sigmoid(2u) the derivative (1 - tanh^2 u) / 2 = 2 s (1 - s) does not cancel
     # for large |u| as 1 - tanh^2 would.
@@ -94,16 +87,11 @@ if NUMBA_AVAILABLE:
         runs over a slice from index 0 (with ``range(lo, hi)`` numba cannot rule out negative
         indices, and their wraparound test per access stops SIMD: 3.4x slower)."""
         a, b, half, one = c[0], c[1] / (c[5] + c[5] + c[5]), c[4], c[5]
-        clamp, p0, p2, p4, p6, p8, p10, p12 = r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]
-        q0, q2, q4, q6 = r[8], r[9], r[10], r[11]
         x, out = x[lo:hi], out[lo:hi]
         for i in range(x.size):                                 # i >= 0 known: no wraparound
             v = x[i]
-            u = min(max(v * (a + b * v * v), -clamp), clamp)    # sqrt(2/pi)(v + 0.044715 v^3)
-            u2 = u * u
-            p = u * (p0 + u2 * (p2 + u2 * (p4 + u2 * (p6 + u2 * (p8 + u2 * (p10 + u2 * p12))))))
-            q = q0 + u2 * (q2 + u2 * (q4 + u2 * q6))
-            out[i] = half * v * (one + p / q)
+            u = v * (a + b * v * v)                             # sqrt(2/pi)(v + 0.044715 v^3)
+            out[i] = half * v * (one + rational_tanh(u, r))
 
     @numba.njit(**JIT)
     def _forward_range(x, tanh_approx, c, out, lo, hi):

@@ -70,10 +70,11 @@ if NUMBA_AVAILABLE:
         B, T, _ = dout.shape
         for b in range(B):
             for t in range(T):
+                src = dout[b, t, lo:hi]             # slices indexed from 0: SIMD loops
                 for k in range(n):
-                    r = ids[b, t + k]
-                    for h in range(lo, hi):
-                        dtables[k, r, h] += dout[b, t, h]
+                    dst = dtables[k, ids[b, t + k], lo:hi]
+                    for h in range(src.shape[0]):
+                        dst[h] += src[h]
 
     @numba.njit(parallel=True, **JIT)
     def _scatter_add_parallel(dout, ids, dtables, n_chunks):
