@@ -129,3 +129,35 @@ def test_window_projection_equals_embed_concatenate_project(rows, kernels):
     assert report.passed, str(report)
     with pytest.raises(ValueError, match="multiple"):
         window_projection_forward(ids, C, W[:-1], bias)
+
+
+def test_token_dropout_replaces_context_tokens_in_training_only():
+    from tinylm.nn import TokenDropout
+    drop = TokenDropout(0.3, seed=4)
+    ids = np.random.default_rng(0).integers(0, 9, size=(50, 40))
+    out = drop.forward(ids, fill=9)
+    dropped = out != ids
+    assert np.all(out[dropped] == 9) and out.dtype == ids.dtype
+    assert 0.25 < dropped.mean() < 0.35, "about p of the tokens are replaced"
+    assert np.array_equal(TokenDropout(0.3, seed=4).forward(ids, fill=9), out), "seeded"
+    drop.eval()
+    assert drop.forward(ids, fill=9) is ids
+    with pytest.raises(TypeError, match="no gradient"):
+        drop.backward(np.ones(3))
+
+
+def test_token_dropout_model_trains_on_the_holed_window_and_evaluates_on_the_full_one():
+    cfg = MLPConfig(vocab_size=9, context=4, embd=5, hidden=7, token_dropout=0.5)
+    model = MLPLM(cfg).to(np.float64)
+    x, y = _batch(np.random.default_rng(3), T=6)
+    plain = MLPLM(MLPConfig(vocab_size=9, context=4, embd=5, hidden=7)).to(np.float64)
+    model.eval()
+    np.testing.assert_array_equal(model.forward(x)[0], plain.forward(x)[0])
+    model.train()
+    assert not np.allclose(model.forward(x)[0], plain.forward(x)[0])
+    # the gradient is that of the model on the ids actually used: the checker calls
+    # reset_state() before every forward, which here rewinds the dropout generator
+    state = model.token_dropout.get_rng_state()
+    model.reset_state = lambda: model.token_dropout.set_rng_state(state)
+    report = check_model_gradients(model, x, y, tolerance=1e-7)
+    assert report.passed, str(report)

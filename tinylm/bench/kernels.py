@@ -16,7 +16,11 @@ once it has used ``--budget`` seconds. What each row times:
 * cross-entropy: forward and backward over logits [N, V]
   (torch: ``F.cross_entropy`` and ``.backward()``);
 * layernorm: forward and backward over x [N, C] (torch: ``F.layer_norm``, ``.backward(dy)``);
-* gelu: forward and backward over x [B*T*4C] (torch: ``F.gelu``, ``.backward(dout)``).
+* gelu: forward and backward over x [B*T*4C] (torch: ``F.gelu``, ``.backward(dout)``);
+* tanh: forward over x [B*T*H] of the MLP language model (torch: ``torch.tanh``);
+* attention: causal self-attention forward and backward on a packed qkv [B, T, 3*H*hd]
+  (torch: ``F.scaled_dot_product_attention(..., is_causal=True)`` and ``.backward(dy)``);
+  the "numba" column is tinylm's CPU path, BLAS products plus numba rows.
 
 Chapter 11 (efficiency) discusses the figures.
 """
@@ -30,7 +34,7 @@ import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng, kernel_mode
 from tinylm.bench import import_torch
-from tinylm.kernels import cross_entropy, embedding, gelu, layernorm
+from tinylm.kernels import attention, cross_entropy, embedding, gelu, layernorm, tanh
 
 # (kernel, sizes) at realistic training sizes: B*T rows of a char-level (V=65) or word-level
 # (V=10000) model with C=384 features, and the 4C-wide MLP activations of such a GPT.
@@ -44,12 +48,16 @@ CASES = [
     ("layernorm", dict(N=64 * 256, C=384)),
     ("gelu", dict(size=64 * 256 * 1536, approximate="tanh")),
     ("gelu", dict(size=64 * 256 * 1536, approximate="none")),
+    ("tanh", dict(size=32 * 64 * 768)),
+    ("attention", dict(B=12, T=64, H=4, hd=32)),
+    ("attention", dict(B=16, T=256, H=6, hd=64)),
 ]
-QUICK_SHRINK = 256      # --quick divides the rows (N) and element counts (size) by this
+QUICK_SHRINK = 256      # --quick divides the rows (N, B) and element counts (size) by this
 
 
 def quick_sizes(sizes: dict) -> dict:
-    return {k: max(1, v // QUICK_SHRINK) if k in ("N", "size") else v for k, v in sizes.items()}
+    return {k: max(1, v // QUICK_SHRINK) if k in ("N", "B", "size") else v
+            for k, v in sizes.items()}
 
 
 def case_name(kind: str, sizes: dict) -> str:
@@ -171,8 +179,44 @@ def _gelu(rng, dtype, torch, size, approximate="tanh", **_):
     return reference, fast, torch_both
 
 
+def _tanh(rng, dtype, torch, size, **_):
+    x = rng.standard_normal(size).astype(dtype)
+    reference = lambda: tanh.tanh_reference(x)                                # noqa: E731
+    fast = lambda: tanh.tanh(x)                                               # noqa: E731
+    if torch is None:
+        return reference, fast, None
+    t_x = torch.from_numpy(x)
+    return reference, fast, lambda: torch.tanh(t_x)
+
+
+def _attention(rng, dtype, torch, B, T, H, hd, **_):
+    qkv = rng.standard_normal((B, T, 3 * H * hd)).astype(dtype)
+    dy = rng.standard_normal((B, T, H * hd)).astype(dtype)
+
+    def run(forward, backward):
+        def both():
+            _, att = forward(qkv, H)
+            return backward(dy, qkv, att, H)
+        return both
+
+    reference = run(attention.causal_attention_forward_reference,
+                    attention.causal_attention_backward_reference)
+    fast = run(attention.causal_attention_forward, attention.causal_attention_backward)
+    if torch is None:
+        return reference, fast, None
+    t_qkv = torch.from_numpy(qkv).requires_grad_()
+    t_dy = torch.from_numpy(dy).view(B, T, H, hd).transpose(1, 2)
+
+    def torch_both():
+        t_qkv.grad = None
+        q, k, v = t_qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y.backward(t_dy)
+    return reference, fast, torch_both
+
+
 BUILDERS = {"embedding": _embedding, "cross_entropy": _cross_entropy,
-            "layernorm": _layernorm, "gelu": _gelu}
+            "layernorm": _layernorm, "gelu": _gelu, "tanh": _tanh, "attention": _attention}
 
 
 

@@ -10,7 +10,10 @@ through one tanh hidden layer to a softmax over the vocabulary:
     p(x_{t+1} | x_{t-n+1..t}) = softmax(z_t)
 
 Positions near the start of a window have fewer than n real predecessors; the missing ones
-are filled with an extra "padding" row of the table (id V), learned like any other.
+are filled with an extra "padding" row of the table (id V), learned like any other. With
+``token_dropout`` > 0, training also replaces each context token by that padding id with
+this probability (``TokenDropout``): the model learns to predict from contexts with holes,
+a regulariser in the spirit of an n-gram model's back-off.
 
 The embedding, concatenation and first matmul are one functional pair,
 ``window_projection`` (tinylm/functional/window_projection.py), which computes exactly
@@ -30,7 +33,7 @@ from tinylm.functional.window_projection import (window_projection_backward,
                                                  window_projection_forward)
 from tinylm.models.base import LanguageModel
 from tinylm.nn import init
-from tinylm.nn.dropout import Dropout
+from tinylm.nn.dropout import Dropout, TokenDropout
 from tinylm.nn.parameter import Parameter
 
 
@@ -42,6 +45,7 @@ class MLPConfig:
     hidden: int = 512         # H: hidden units
     embd_std: float = 1.0     # initial embedding scale
     dropout: float = 0.0      # inverted dropout on the hidden layer, in training mode only
+    token_dropout: float = 0.0  # probability of replacing a context token by the padding id
     seed: int = 0
 
 
@@ -64,6 +68,7 @@ class MLPLM(LanguageModel):
         self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))               # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                 # [V]
         self.dropout = Dropout(config.dropout, seed=config.seed)
+        self.token_dropout = TokenDropout(config.token_dropout, seed=config.seed + 1)
 
     @property
     def context_size(self) -> int:
@@ -75,6 +80,7 @@ class MLPLM(LanguageModel):
         B, T = idx.shape
         pad = xp.full((B, self.config.context - 1), self.config.vocab_size, dtype=idx.dtype)
         padded = xp.concatenate([pad, idx], axis=1)                        # [B, T+n-1]
+        padded = self.token_dropout.forward(padded, self.config.vocab_size)  # training only
         pre, proj_cache = window_projection_forward(                      # [B, T, H]
             padded, self.wte.data, self.w_hidden.data, self.b_hidden.data)
         h, tanh_cache = tanh_forward(pre)                                  # [B, T, H]

@@ -5,7 +5,7 @@ pairs. The names mirror PyTorch's so that skills transfer, but there is no autog
 from tinylm.nn.activation import GELU, ReLU, Sigmoid, Tanh
 from tinylm.nn.attention import KVCache, MultiHeadAttention
 from tinylm.nn.containers import ModuleList, Sequential
-from tinylm.nn.dropout import Dropout
+from tinylm.nn.dropout import Dropout, TokenDropout
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.layernorm import LayerNorm
 from tinylm.nn.linear import Linear
@@ -16,4 +16,4 @@ from tinylm.nn.transformer import MLP, Block
 
 __all__ = ["Block", "Dropout", "Embedding", "GELU", "GRU", "KVCache", "LSTM", "LayerNorm",
            "Linear", "MLP", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "RNN",
-           "ReLU", "Sequential", "Sigmoid", "Tanh"]
+           "ReLU", "Sequential", "Sigmoid", "Tanh", "TokenDropout"]

@@ -49,3 +49,29 @@ class Dropout(Module):
 
     def __repr__(self):
         return f"Dropout(p={self.p})"
+
+
+class TokenDropout(Dropout):
+    """Replaces each input token id by ``fill`` with probability p, in training mode only
+    ("word dropout", Gal & Ghahramani 2016; Bowman et al. 2016).
+
+    For a window model this is dropout on whole context positions: the network must predict
+    from a context with holes, much as a smoothed n-gram model backs off to shorter
+    contexts. Ids are discrete, so there is no backward pass and no rescaling; the caller
+    caches the ids it actually used.
+    """
+
+    def forward(self, ids, fill: int):
+        """ids [...] int -> ids with dropped entries set to ``fill`` (a copy when any drop)."""
+        if not (self.training and self.p > 0.0):
+            return ids
+        xp = get_array_module(ids)
+        drop = self.rng_for(ids).random(ids.shape) < self.p                  # [...] bool
+        return xp.where(drop, ids.dtype.type(fill), ids)
+
+    def backward(self, dy):
+        raise TypeError("TokenDropout acts on integer ids and has no gradient; back-propagate "
+                        "into the embedding with the ids it returned instead.")
+
+    def __repr__(self):
+        return f"TokenDropout(p={self.p})"
