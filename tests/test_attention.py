@@ -1,7 +1,8 @@
 """Attention, positional encodings and the Transformer block (chapter 07).
 
-* the fused causal-attention kernel (numba) equals its reference, forward and backward,
-  float32 and float64, serial and parallel, with and without a dropout mask;
+* the CPU causal-attention kernel (BLAS products + numba rows) equals its reference, forward
+  and backward, float32 and float64, in one thread and split over threads, with and without
+  a dropout mask;
 * every backward here against float64 finite differences, on both kernel paths:
   causal_attention_backward (kernel), scaled_dot_product_attention_backward,
   attention_heads_backward, multi_head_attention_backward, sinusoidal_positional_backward,
@@ -68,6 +69,27 @@ def test_fused_kernel_equals_reference(B, T, H, hd, dtype, dropout, split, rng,
     assert_rel_close(att, att_ref, REL[dtype], "att")
     assert_rel_close(dqkv, dqkv_ref, REL[dtype], "dqkv")
     assert np.all(np.triu(att, k=1) == 0), "weights above the diagonal must be exactly 0"
+
+
+@pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("dropout", [False, True])
+def test_kernel_in_slabs_of_one_batch_row_and_short_query_blocks(dropout, split, rng,
+                                                                  assert_rel_close,
+                                                                  monkeypatch):
+    monkeypatch.setenv("TINYLM_KERNELS", "auto")
+    monkeypatch.setattr(K, "SLAB_BYTES", 1)          # every batch row its own slab
+    monkeypatch.setattr(K, "QUERY_BLOCK", 4)         # T = 10: blocks of 4, 4 and 2 rows
+    B, T, H, hd = 3, 10, 2, 4
+    qkv = rng.standard_normal((B, T, 3 * H * hd))
+    dy = rng.standard_normal((B, T, H * hd))
+    mask = (rng.random((B, H, T, T)) > 0.25) / 0.75 if dropout else None
+    y, att = K.causal_attention_forward(qkv, H, mask)
+    y_ref, att_ref = K.causal_attention_forward_reference(qkv, H, mask)
+    assert_rel_close(y, y_ref, REL[np.float64], "y")
+    assert_rel_close(att, att_ref, REL[np.float64], "att")
+    assert_rel_close(causal_attention_backward(dy, qkv, att, H, mask),
+                     K.causal_attention_backward_reference(dy, qkv, att_ref, H, mask),
+                     REL[np.float64], "dqkv")
 
 
 @pytest.mark.parametrize("dropout", [False, True])

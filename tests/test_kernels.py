@@ -249,3 +249,28 @@ def test_dropout_kernel_equals_reference(dtype, rng):
     assert y.dtype == m.dtype == dtype and y.shape == m.shape == x.shape
     np.testing.assert_array_equal(m, m_ref)
     np.testing.assert_array_equal(y, y_ref)
+
+
+def test_split_over_threads_covers_the_range_once_and_restores_blas(monkeypatch):
+    from tinylm.kernels import threads
+    monkeypatch.setattr(tinylm.kernels, "PARALLEL_MIN_WORK", 0)
+    before = [lib.num_threads for lib in threads._blas_libraries()]
+    seen, inside = [], []
+
+    def record(lo, hi):
+        seen.extend(range(lo, hi))
+        inside.append([lib.num_threads for lib in threads._blas_libraries()])
+
+    threads.split_over_threads(record, 7, work=10 ** 9)
+    assert sorted(seen) == list(range(7))
+    if tinylm.kernels.parallel_chunks(10 ** 9, 7) > 1:
+        assert all(n == 1 for counts in inside for n in counts), "BLAS single-threaded inside"
+    assert [lib.num_threads for lib in threads._blas_libraries()] == before
+
+    def fail(lo, hi):
+        if lo > 0:
+            raise RuntimeError("worker failed")
+    if tinylm.kernels.parallel_chunks(10 ** 9, 7) > 1:
+        with pytest.raises(RuntimeError, match="worker failed"):
+            threads.split_over_threads(fail, 7, work=10 ** 9)
+        assert [lib.num_threads for lib in threads._blas_libraries()] == before

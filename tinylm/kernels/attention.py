@@ -24,13 +24,17 @@ Two implementations with one contract:
 * ``*_reference``: array-module code (NumPy or CuPy) that splits the heads, forms the
   masked score matrix and applies softmax -- the specification.
 * the CPU path: the six matrix products (S = Q K^T and y = P V forward; dP, dV, dQ, dK
-  backward) are BLAS matrix products, run by ``numpy.matmul`` over the heads on strided
-  views of qkv, y and dqkv (no head is copied out), and the row-wise steps between them --
-  the masked softmax and its Jacobian -- are numba kernels over (batch, head) pairs, with
-  SIMD exponentials for float32 (tinylm/kernels/simd_exp.py). The products are cut into
-  blocks of ``QUERY_BLOCK`` query rows: block [lo, hi) needs only keys j < hi, so about
-  half of the masked upper triangle is never computed (62% of the full work at T = 256).
-  BLAS does these products ~3x faster than hand-written numba loops (measured in chapter 07).
+  backward) are BLAS products, run by ``numpy.matmul`` over the heads on strided views of
+  qkv, y and dqkv (no head is copied out), and the row-wise steps between them -- the
+  masked softmax and its Jacobian -- are numba kernels, with SIMD exponentials for float32
+  (tinylm/kernels/simd_exp.py). Three things make it fast:
+  - the products are cut into blocks of ``QUERY_BLOCK`` query rows: block [lo, hi) needs
+    only keys j < hi, so much of the masked upper triangle is never computed;
+  - the batch rows are shared among threads of our own, with BLAS single-threaded inside
+    each (tinylm/kernels/threads.py): BLAS's own threads gain little on products this small;
+  - each thread walks its rows in slabs of ~``SLAB_BYTES`` of attention weights, running a
+    slab's whole chain of products and row kernels while its matrices are in cache.
+  Chapter 07, section 8, tells how this replaced hand-written numba products.
 """
 
 from __future__ import annotations
@@ -40,12 +44,17 @@ import math
 import numpy
 
 from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
-from tinylm.kernels import JIT, parallel_chunks
+from tinylm.kernels import JIT
 from tinylm.kernels.simd_exp import EXP_POLY, exp_inplace
+from tinylm.kernels.threads import split_over_threads
 
 # Query rows per block of the blocked products: large enough for efficient BLAS calls,
 # small enough to skip most of the masked triangle.
 QUERY_BLOCK = 64
+
+# Batch rows are processed in slabs of about this many bytes of attention weights (one slab
+# of [b, H, T, T] stays in the processor's cache through its chain of steps).
+SLAB_BYTES = 1 << 20
 
 
 def _check_qkv(qkv, n_head: int):
@@ -140,95 +149,76 @@ def _columns_times(w, a, out, T: int):
 if NUMBA_AVAILABLE:
     import numba
 
-    @numba.njit(**JIT)
-    def _softmax_rows(att, scale, simd, ex, lo, hi):
-        """att[b, h] for bh = b * H + h in [lo, hi): scores q_i . k_j (j <= i) -> P, with
-        P_ij = 0 above the diagonal. ``simd`` (float32) takes exp from exp_inplace."""
-        H, T = att.shape[1], att.shape[2]
+    @numba.njit(nogil=True, **JIT)
+    def _softmax_rows(att, scale, simd, ex):
+        """att [b, H, T, T] holds scores q_i . k_j (j <= i) -> P, with P_ij = 0 above the
+        diagonal. ``simd`` (float32) takes exp from exp_inplace."""
+        T = att.shape[2]
         bits = numpy.empty(T, dtype=numpy.int32)                 # scratch of exp_inplace
         zero = scale - scale
-        for bh in range(lo, hi):
-            s = att[bh // H, bh % H]                             # [T, T]
-            for i in range(T):
-                row = s[i, :i + 1]                               # the keys j <= i
-                m = row[0]
-                for j in range(1, i + 1):
-                    m = max(m, row[j])
-                for j in range(i + 1):
-                    row[j] = (row[j] - m) * scale
-                if simd:
-                    exp_inplace(row, bits[:i + 1], ex)
-                else:
+        for b in range(att.shape[0]):
+            for h in range(att.shape[1]):
+                s = att[b, h]                                    # [T, T]
+                for i in range(T):
+                    row = s[i, :i + 1]                           # the keys j <= i
+                    m = row[0]
+                    for j in range(1, i + 1):
+                        m = max(m, row[j])
                     for j in range(i + 1):
-                        row[j] = numpy.exp(row[j])
-                total = zero
-                for j in range(i + 1):
-                    total += row[j]
-                inv = 1 / total
-                for j in range(i + 1):
-                    row[j] *= inv
-                s[i, i + 1:] = zero
+                        row[j] = (row[j] - m) * scale
+                    if simd:
+                        exp_inplace(row, bits[:i + 1], ex)
+                    else:
+                        for j in range(i + 1):
+                            row[j] = numpy.exp(row[j])
+                    total = zero
+                    for j in range(i + 1):
+                        total += row[j]
+                    inv = 1 / total
+                    for j in range(i + 1):
+                        row[j] *= inv
+                    s[i, i + 1:] = zero
 
-    @numba.njit(**JIT)
-    def _softmax_backward_rows(ds, att, scale, drop_mask, use_drop, lo, hi):
-        """ds[b, h] holds dA_ij = dy_i . v_j (j <= i) -> dS_ij / sqrt(hd), 0 above the diagonal:
-        dP = dA o M, dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')."""
-        H, T = att.shape[1], att.shape[2]
+    @numba.njit(nogil=True, **JIT)
+    def _softmax_backward_rows(ds, att, scale, drop_mask, use_drop):
+        """ds [b, H, T, T] holds dA_ij = dy_i . v_j (j <= i) -> dS_ij / sqrt(hd), 0 above the
+        diagonal: dP = dA o M, dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')."""
+        T = att.shape[2]
         zero = scale - scale
-        for bh in range(lo, hi):
-            b, h = bh // H, bh % H
-            d, p = ds[b, h], att[b, h]                           # [T, T] each
-            for i in range(T):
-                row, prow = d[i, :i + 1], p[i, :i + 1]
-                if use_drop:
-                    mrow = drop_mask[b, h, i, :i + 1]
+        for b in range(att.shape[0]):
+            for h in range(att.shape[1]):
+                d, p = ds[b, h], att[b, h]                       # [T, T] each
+                for i in range(T):
+                    row, prow = d[i, :i + 1], p[i, :i + 1]
+                    if use_drop:
+                        mrow = drop_mask[b, h, i, :i + 1]
+                        for j in range(i + 1):
+                            row[j] *= mrow[j]
+                    row_dot = zero
                     for j in range(i + 1):
-                        row[j] *= mrow[j]
-                row_dot = zero
-                for j in range(i + 1):
-                    row_dot += prow[j] * row[j]
-                for j in range(i + 1):
-                    row[j] = prow[j] * (row[j] - row_dot) * scale
-                d[i, i + 1:] = zero
-
-    @numba.njit(parallel=True, **JIT)
-    def _softmax_rows_parallel(att, scale, simd, ex, n_chunks):
-        n = att.shape[0] * att.shape[1]
-        for c in numba.prange(n_chunks):
-            _softmax_rows(att, scale, simd, ex, c * n // n_chunks, (c + 1) * n // n_chunks)
-
-    @numba.njit(parallel=True, **JIT)
-    def _softmax_backward_rows_parallel(ds, att, scale, drop_mask, use_drop, n_chunks):
-        n = att.shape[0] * att.shape[1]
-        for c in numba.prange(n_chunks):
-            _softmax_backward_rows(ds, att, scale, drop_mask, use_drop,
-                                   c * n // n_chunks, (c + 1) * n // n_chunks)
+                        row_dot += prow[j] * row[j]
+                    for j in range(i + 1):
+                        row[j] = prow[j] * (row[j] - row_dot) * scale
+                    d[i, i + 1:] = zero
 
 
-def _row_chunks(att):
+def _work(att) -> int:
     B, H, T, _ = att.shape
-    return parallel_chunks(B * H * T * T, B * H)
+    return B * H * T * T
 
 
-def _causal_softmax(att, scale):
-    chunks = _row_chunks(att)
-    args = (att, scale, att.dtype == numpy.float32, EXP_POLY)
-    if chunks == 1:
-        _softmax_rows(*args, 0, att.shape[0] * att.shape[1])
-    else:
-        _softmax_rows_parallel(*args, chunks)
+def _in_slabs(rows, att):
+    """fn(lo, hi) calling ``rows(slice)`` on slabs of batch rows whose [b, H, T, T] part of
+    att is about SLAB_BYTES: each slab's chain of products and row kernels then runs while
+    its score matrices are still in cache, instead of streaming all of att through memory
+    once per step."""
+    B, H, T, _ = att.shape
+    step = max(1, SLAB_BYTES // (H * T * T * att.itemsize))
 
-
-def _causal_softmax_backward(ds, att, scale, drop_mask):
-    if drop_mask is None:
-        mask, use_drop = numpy.ones((1, 1, 1, 1), dtype=att.dtype), False
-    else:
-        mask, use_drop = numpy.ascontiguousarray(drop_mask, dtype=att.dtype), True
-    chunks = _row_chunks(att)
-    if chunks == 1:
-        _softmax_backward_rows(ds, att, scale, mask, use_drop, 0, att.shape[0] * att.shape[1])
-    else:
-        _softmax_backward_rows_parallel(ds, att, scale, mask, use_drop, chunks)
+    def fn(lo, hi):
+        for b in range(lo, hi, step):
+            rows(slice(b, min(b + step, hi)))
+    return fn
 
 
 def causal_attention_forward(qkv, n_head: int, drop_mask=None):
@@ -238,11 +228,18 @@ def causal_attention_forward(qkv, n_head: int, drop_mask=None):
         return causal_attention_forward_reference(qkv, n_head, drop_mask)
     q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] views
     att = numpy.empty((B, n_head, T, T), dtype=qkv.dtype)              # [B, H, T, T]
-    _scores_like_products(q, k, att, T)                                # q_i . k_j
-    _causal_softmax(att, qkv.dtype.type(1.0 / math.sqrt(hd)))          # -> P
-    weights = att if drop_mask is None else att * drop_mask            # P o M
     y = numpy.empty((B, T, D), dtype=qkv.dtype)                        # [B, T, D]
-    _rows_times(weights, v, _head_view(y, n_head), T)                  # y_i = sum_j w_ij v_j
+    yh = _head_view(y, n_head)                                         # its [B, H, T, hd] view
+    scale = qkv.dtype.type(1.0 / math.sqrt(hd))
+    simd = qkv.dtype == numpy.float32
+
+    def rows(r):
+        _scores_like_products(q[r], k[r], att[r], T)                   # q_i . k_j
+        _softmax_rows(att[r], scale, simd, EXP_POLY)                   # -> P
+        w = att[r] if drop_mask is None else att[r] * drop_mask[r]     # P o M
+        _rows_times(w, v[r], yh[r], T)                                 # y_i = sum_j w_ij v_j
+
+    split_over_threads(_in_slabs(rows, att), B, _work(att))
     return y, att
 
 
@@ -251,16 +248,23 @@ def causal_attention_backward(dy, qkv, att, n_head: int, drop_mask=None):
     B, T, D, hd = _check_qkv(qkv, n_head)
     if not use_numba(dy, qkv, att):
         return causal_attention_backward_reference(dy, qkv, att, n_head, drop_mask)
-    dy = numpy.asarray(dy, dtype=qkv.dtype)
     q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] views
-    dyh = _head_view(dy, n_head)                                       # [B, H, T, hd]
+    dyh = _head_view(numpy.asarray(dy, dtype=qkv.dtype), n_head)       # [B, H, T, hd]
     dqkv = numpy.empty_like(qkv)                                       # [B, T, 3D]
     dq, dk, dv = _split_heads(dqkv, n_head)                            # views into dqkv
-    weights = att if drop_mask is None else att * drop_mask            # P o M
-    _columns_times(weights, dyh, dv, T)                                # dv_j
     ds = numpy.empty_like(att)                                         # [B, H, T, T]
-    _scores_like_products(dyh, v, ds, T)                               # dA_ij = dy_i . v_j
-    _causal_softmax_backward(ds, att, qkv.dtype.type(1.0 / math.sqrt(hd)), drop_mask)
-    _rows_times(ds, k, dq, T)                                          # dq_i
-    _columns_times(ds, q, dk, T)                                       # dk_j
+    scale = qkv.dtype.type(1.0 / math.sqrt(hd))
+    use_drop = drop_mask is not None
+    mask = numpy.ascontiguousarray(drop_mask, dtype=att.dtype) if use_drop else \
+        numpy.ones((B, 1, 1, 1), dtype=att.dtype)                      # (a placeholder)
+
+    def rows(r):
+        w = att[r] * mask[r] if use_drop else att[r]                   # P o M
+        _columns_times(w, dyh[r], dv[r], T)                            # dv_j
+        _scores_like_products(dyh[r], v[r], ds[r], T)                  # dA_ij = dy_i . v_j
+        _softmax_backward_rows(ds[r], att[r], scale, mask[r], use_drop)  # -> dS / sqrt(hd)
+        _rows_times(ds[r], k[r], dq[r], T)                             # dq_i
+        _columns_times(ds[r], q[r], dk[r], T)                          # dk_j
+
+    split_over_threads(_in_slabs(rows, att), B, _work(att))
     return dqkv
