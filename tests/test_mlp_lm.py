@@ -21,16 +21,23 @@ def test_registered_under_mlp():
     assert get_model_class("mlp") is MLPLM
 
 
-def test_every_parameter_gradient_matches_finite_differences():
-    model = MLPLM(MLPConfig(vocab_size=9, context=3, embd=4, hidden=6)).to(np.float64)
+@pytest.mark.parametrize("direct", [False, True])
+def test_every_parameter_gradient_matches_finite_differences(direct):
+    model = MLPLM(MLPConfig(vocab_size=9, context=3, embd=4, hidden=6,
+                            direct=direct)).to(np.float64)
+    if direct:   # zero-initialised: give the direct weights values that matter
+        model.w_direct.assign(np.random.default_rng(5).standard_normal(model.w_direct.shape))
     x, y = _batch(np.random.default_rng(0))
     report = check_model_gradients(model, x, y, tolerance=1e-7)
     assert report.passed, str(report)
 
 
-def test_matches_a_pytorch_twin(torch):
-    cfg = MLPConfig(vocab_size=9, context=4, embd=5, hidden=7)
+@pytest.mark.parametrize("direct", [False, True])
+def test_matches_a_pytorch_twin(torch, direct):
+    cfg = MLPConfig(vocab_size=9, context=4, embd=5, hidden=7, direct=direct)
     model = MLPLM(cfg).to(np.float64)
+    if direct:
+        model.w_direct.assign(np.random.default_rng(6).standard_normal(model.w_direct.shape))
     x, y = _batch(np.random.default_rng(1), T=6)
     logits, loss = model.forward(x, y)
     model.backward()
@@ -42,6 +49,8 @@ def test_matches_a_pytorch_twin(torch):
     ctx = torch.cat([emb[:, k:k + x.shape[1]] for k in range(cfg.context)], dim=-1)
     hidden = torch.tanh(ctx @ t["w_hidden"] + t["b_hidden"])
     t_logits = hidden @ t["w_out"] + t["b_out"]
+    if direct:
+        t_logits = t_logits + ctx @ t["w_direct"]                           # Bengio's W x
     t_loss = torch.nn.functional.cross_entropy(t_logits.reshape(-1, cfg.vocab_size),
                                                torch.tensor(y).reshape(-1))
     t_loss.backward()

@@ -6,8 +6,13 @@ through one tanh hidden layer to a softmax over the vocabulary:
     e_t = [C(x_{t-n+1}); ...; C(x_t)]          C: embedding table [V+1, d]   e_t: [n d]
     h_t = tanh(e_t W1 + b1)                     W1: [n d, H]                  h_t: [H]
                                                 (dropout on h_t while training)
-    z_t = h_t W2 + b2                           W2: [H, V]                    z_t: [V]
+    z_t = h_t W2 + b2 (+ e_t W3)                W2: [H, V]                    z_t: [V]
     p(x_{t+1} | x_{t-n+1..t}) = softmax(z_t)
+
+With ``direct=True`` the embeddings also reach the output through a linear map W3 [n d, V]
+(Bengio et al.'s "direct connections", initialised to zero), computed by the same
+``window_projection`` pair: a per-position table of logit contributions of each character,
+which the hidden units then need not learn.
 
 Positions near the start of a window have fewer than n real predecessors; the missing ones
 are filled with an extra "padding" row of the table (id V), learned like any other. With
@@ -46,6 +51,7 @@ class MLPConfig:
     embd_std: float = 1.0     # initial embedding scale
     dropout: float = 0.0      # inverted dropout on the hidden layer, in training mode only
     token_dropout: float = 0.0  # probability of replacing a context token by the padding id
+    direct: bool = False      # direct connections: logits also get e_t W3
     seed: int = 0
 
 
@@ -67,6 +73,8 @@ class MLPLM(LanguageModel):
         self.b_hidden = Parameter(init.uniform_fan_in((H,), n * d, rng))          # [H]
         self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))               # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                 # [V]
+        if config.direct:
+            self.w_direct = Parameter(init.zeros((n * d, V)))                     # [n d, V]
         self.dropout = Dropout(config.dropout, seed=config.seed)
         self.token_dropout = TokenDropout(config.token_dropout, seed=config.seed + 1)
 
@@ -86,7 +94,13 @@ class MLPLM(LanguageModel):
         h, tanh_cache = tanh_forward(pre)                                  # [B, T, H]
         h = self.dropout.forward(h)                                        # [B, T, H]
         logits, out_cache = linear_forward(h, self.w_out.data, self.b_out.data)  # [B, T, V]
-        self._caches = (proj_cache, tanh_cache, out_cache)
+        direct_cache = None
+        if self.config.direct:
+            no_bias = xp.zeros(self.config.vocab_size, dtype=logits.dtype)
+            skip, direct_cache = window_projection_forward(                # [B, T, V]
+                padded, self.wte.data, self.w_direct.data, no_bias)
+            logits += skip
+        self._caches = (proj_cache, tanh_cache, out_cache, direct_cache)
         if targets is None:
             return logits, None
         loss, self._loss_cache = cross_entropy_forward(logits, targets)
@@ -94,8 +108,12 @@ class MLPLM(LanguageModel):
 
     def backward(self, dloss=1.0):
         """Back-propagate the last loss; accumulates every parameter's gradient."""
-        proj_cache, tanh_cache, out_cache = self._caches
+        proj_cache, tanh_cache, out_cache, direct_cache = self._caches
         dlogits = cross_entropy_backward(dloss, self._loss_cache)          # [B, T, V]
+        if direct_cache is not None:
+            dC_direct, dW3, _ = window_projection_backward(dlogits, direct_cache)
+            self.wte.accumulate(dC_direct)
+            self.w_direct.accumulate(dW3)
         dh, dW2, db2 = linear_backward(dlogits, out_cache)                 # [B, T, H]
         dh = self.dropout.backward(dh)                                     # [B, T, H]
         dpre = tanh_backward(dh, tanh_cache)                               # [B, T, H]
