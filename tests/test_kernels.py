@@ -13,7 +13,8 @@ import pytest
 
 import tinylm.kernels
 from tinylm import backend
-from tinylm.kernels import adam, cross_entropy, dropout, embedding, gelu, layernorm, tanh
+from tinylm.kernels import (adam, attention, cross_entropy, dropout, embedding, gelu, layernorm,
+                            tanh)
 
 pytestmark = pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
 
@@ -141,6 +142,8 @@ NUMBA_FUNCTIONS = [   # (module, its serial numba kernel, a small call that reac
      lambda rng: layernorm.layernorm_forward(rng.standard_normal((4, 3)), np.ones(3), np.zeros(3),
                                              1e-5)),
     (gelu, "_forward_range", lambda rng: gelu.gelu_forward(rng.standard_normal(5), "tanh")),
+    (attention, "_softmax_rows",
+     lambda rng: attention.causal_attention_forward(rng.standard_normal((2, 4, 6)), 1)),
     (tanh, "_tanh_rational", lambda rng: tanh.tanh(rng.standard_normal(5).astype(np.float32))),
     (dropout, "_apply", lambda rng: dropout.apply_dropout(rng.standard_normal(5),
                                                           rng.random(5), 0.3)),

@@ -3,9 +3,10 @@
 Some kernels are a sequence of many small BLAS products -- causal attention makes one
 [T, hd] x [hd, T] product per (batch row, head) for each of its six matrix products. OpenBLAS
 would spread every one of them over its own threads, which for products this small gains
-little (on 2 cores a [16, 6, 256, 64] batch of them ran at 1.0x-1.3x of one thread). Faster
-is what PyTorch's CPU attention does: give each thread a share of the batch rows and let
-BLAS run single-threaded inside each thread.
+little. Measured on 2 cores, the 96 products Q K^T of a [16, 6, 256, 64] batch: 16.1 ms
+with one BLAS thread, 12.9 ms with OpenBLAS's two, 9.3 ms with two threads of ours each
+running single-threaded BLAS on half of the batch. The last is what PyTorch's CPU
+attention does too.
 
 ``numpy.matmul`` releases Python's GIL while BLAS works, and numba kernels compiled with
 ``nogil=True`` release it too, so the threads really run at the same time. BLAS's thread
