@@ -7,7 +7,9 @@ installed, ``$TINYLM_KERNELS`` not ``reference``). Tests run both and compare.
 
 A numba kernel here is a serial function over a range of rows (or columns, or elements),
 plus a ``parallel=True`` driver that hands chunks of the range to numba's threads. Small
-problems call the serial function directly: see ``parallel_chunks``.
+problems call the serial function directly: see ``parallel_chunks``. A kernel that mixes
+BLAS products with numba loops (attention) splits its rows over threads of its own
+instead, with BLAS single-threaded inside them: see ``threads.py``.
 """
 
 # Below this many elements of work a kernel runs serially in the calling thread.

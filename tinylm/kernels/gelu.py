@@ -82,10 +82,9 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def _forward_rational_range(x, c, r, out, lo, hi):
-        """The tanh GELU of float32 data with the rational tanh (r = RATIONAL_TANH). Two details
-        make the loop vectorise: every coefficient is read into a local first, and the loop
-        runs over a slice from index 0 (with ``range(lo, hi)`` numba cannot rule out negative
-        indices, and their wraparound test per access stops SIMD: 3.4x slower)."""
+        """The tanh GELU of float32 data with the rational tanh (r = RATIONAL_TANH, inlined).
+        The loop runs over a slice from index 0: with ``range(lo, hi)`` numba cannot rule out
+        negative indices, and their wraparound test per access stops SIMD (3.4x slower)."""
         a, b, half, one = c[0], c[1] / (c[5] + c[5] + c[5]), c[4], c[5]
         x, out = x[lo:hi], out[lo:hi]
         for i in range(x.size):                                 # i >= 0 known: no wraparound

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tinylm.kernels import parallel_chunks
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_WORKERS = 0
 _BLAS_LIBRARIES: list | None = None      # threadpoolctl controllers of the loaded BLAS
 
 
@@ -48,9 +49,10 @@ def single_threaded_blas():
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None or _POOL._max_workers < workers:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinylm")
+    """The shared pool, created on first use and re-created larger if more threads are asked."""
+    global _POOL, _POOL_WORKERS
+    if workers > _POOL_WORKERS:
+        _POOL, _POOL_WORKERS = ThreadPoolExecutor(workers, thread_name_prefix="tinylm"), workers
     return _POOL
 
 
