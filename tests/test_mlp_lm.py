@@ -10,6 +10,7 @@ from tinylm.generate import generate
 from tinylm.gradcheck import check_model_gradients
 from tinylm.models import get_model_class
 from tinylm.models.mlp_lm import MLPConfig, MLPLM
+from tinylm.train.presets import get_preset
 
 
 def _batch(rng, V=9, B=3, T=7):
@@ -95,6 +96,22 @@ def test_greedy_generation_is_deterministic_and_sampling_is_seeded():
     s2 = generate(model, prompt, 10, default_rng(3), temperature=1.0)
     np.testing.assert_array_equal(s1, s2)
     assert s1.shape == (1, 10)
+
+
+def test_presets_build_the_models_of_chapter_03():
+    """The demo and the run that beats the 5-gram (chapter 03, section 10) keep their shapes."""
+    sizes = {}
+    for name in ("shakespeare-char-mlp", "shakespeare-char-mlp-large"):
+        preset = get_preset(name)
+        assert preset["model"] == "mlp" and preset["train"]["tokenizer"] == "char"
+        model = get_model_class("mlp").from_config(dict(preset["model_config"], vocab_size=65))
+        sizes[name] = model.num_parameters()
+    # n=10, d=32, H=768: 66*32 + 320*768 + 768 + 768*65 + 65
+    assert sizes["shakespeare-char-mlp"] == 298_625
+    # n=6, d=48, H=1536: 66*48 + 288*1536 + 1536 + 1536*65 + 65
+    assert sizes["shakespeare-char-mlp-large"] == 546_977
+    large = get_preset("shakespeare-char-mlp-large")
+    assert large["model_config"]["context"] == 6 and large["train"]["max_iters"] == 16000
 
 
 def test_bad_configuration_and_inputs_raise_clear_errors():
