@@ -106,8 +106,8 @@ def test_presets_build_the_models_of_chapter_03():
         assert preset["model"] == "mlp" and preset["train"]["tokenizer"] == "char"
         model = get_model_class("mlp").from_config(dict(preset["model_config"], vocab_size=65))
         sizes[name] = model.num_parameters()
-    # n=10, d=32, H=768: 66*32 + 320*768 + 768 + 768*65 + 65
-    assert sizes["shakespeare-char-mlp"] == 298_625
+    # n=6, d=32, H=768: 66*32 + 192*768 + 768 + 768*65 + 65
+    assert sizes["shakespeare-char-mlp"] == 200_321
     # n=6, d=48, H=1536: 66*48 + 288*1536 + 1536 + 1536*65 + 65
     assert sizes["shakespeare-char-mlp-large"] == 546_977
     large = get_preset("shakespeare-char-mlp-large")
