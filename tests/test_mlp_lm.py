@@ -100,9 +100,10 @@ def test_greedy_generation_is_deterministic_and_sampling_is_seeded():
 
 def test_presets_build_the_models_of_chapter_03():
     """The demo and the run that beats the 5-gram (chapter 03, section 10) keep their shapes."""
+    presets = {name: get_preset(name) for name in ("shakespeare-char-mlp",
+                                                   "shakespeare-char-mlp-large")}
     sizes = {}
-    for name in ("shakespeare-char-mlp", "shakespeare-char-mlp-large"):
-        preset = get_preset(name)
+    for name, preset in presets.items():
         assert preset["model"] == "mlp" and preset["train"]["tokenizer"] == "char"
         model = get_model_class("mlp").from_config(dict(preset["model_config"], vocab_size=65))
         sizes[name] = model.num_parameters()
@@ -110,7 +111,7 @@ def test_presets_build_the_models_of_chapter_03():
     assert sizes["shakespeare-char-mlp"] == 200_321
     # n=6, d=48, H=1536: 66*48 + 288*1536 + 1536 + 1536*65 + 65
     assert sizes["shakespeare-char-mlp-large"] == 546_977
-    large = get_preset("shakespeare-char-mlp-large")
+    large = presets["shakespeare-char-mlp-large"]
     assert large["model_config"]["context"] == 6 and large["train"]["max_iters"] == 16000
 
 

@@ -24,9 +24,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tinylm.data import CharTokenizer, load_text, split_train_val  # noqa: E402
 from tinylm.evaluate import evaluate_lm  # noqa: E402
 from tinylm.models.ngram import NGramConfig, NGramLM  # noqa: E402
+from tinylm.train.config import TrainConfig  # noqa: E402
+from tinylm.train.presets import get_preset  # noqa: E402
+from tinylm.train.setup import prepare_data  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Kneser-Ney discount per order: 0.9, except the 5-gram's best value 0.85 (chapter 03, sec. 10).
@@ -35,13 +37,14 @@ DISCOUNT = {4: 0.9, 5: 0.85, 6: 0.9, 7: 0.9, 8: 0.9}
 
 
 def ngram_losses():
-    """{order: validation loss} of interpolated Kneser-Ney n-grams of orders 4..8."""
-    text = load_text("tinyshakespeare")
-    ids = CharTokenizer.from_text(text).encode(text)
-    train, val = split_train_val(ids, 0.1)
-    largest = NGramLM(NGramConfig(65, order=8, smoothing="kneser_ney")).fit(train)
-    return {order: evaluate_lm(largest.with_config(order=order, discount=discount), val,
-                               batch_size=32, block_size=64)["loss"]
+    """{order: validation loss} of interpolated Kneser-Ney n-grams of orders 4..8, on the
+    data and with the evaluation settings of ``tinylm train ngram --preset shakespeare-char-ngram``."""
+    cfg = TrainConfig.from_dict(get_preset("shakespeare-char-ngram")["train"])
+    data = prepare_data(cfg)
+    largest = NGramLM(NGramConfig(data.tokenizer.vocab_size, order=max(DISCOUNT),
+                                  smoothing="kneser_ney")).fit(data.train)
+    return {order: evaluate_lm(largest.with_config(order=order, discount=discount), data.val,
+                               batch_size=cfg.batch_size, block_size=cfg.block_size)["loss"]
             for order, discount in DISCOUNT.items()}
 
 

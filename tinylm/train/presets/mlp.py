@@ -1,7 +1,7 @@
 """Presets for the Bengio-style MLP language model (tinylm/models/mlp_lm.py)."""
 
 PRESETS = {
-    # The demo: a char-level MLP LM on Tiny Shakespeare, about 4 minutes on 2 CPU cores.
+    # The demo: a char-level MLP LM on Tiny Shakespeare, about 3 minutes on 2 CPU cores.
     # A 6-character window generalises better than a 10-character one (validation 1.620
     # against 1.642) or a 16-character one without dropout (1.743); chapter 03, section 10.
     "shakespeare-char-mlp": {
