@@ -128,6 +128,18 @@ def test_table_covers_every_shared_file():
     assert listed == table
 
 
+
+def test_load_text_decodes_with_the_table_encoding(tmp_path, monkeypatch):
+    """MR is latin-1: ``load_text`` must decode it so, not fail as UTF-8 would."""
+    payload = "a caf\u00e9 r\u00e9sum\u00e9\n".encode("latin-1")
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "toy.txt").write_bytes(payload)
+    monkeypatch.setitem(DATASETS, "toy", DatasetFile(
+        "toy/toy.txt", hashlib.sha256(payload).hexdigest(), "file:///nowhere", encoding="latin-1"))
+    monkeypatch.setenv("TINYLM_DATA_DIR", str(tmp_path))
+    assert load_text("toy") == "a caf\u00e9 r\u00e9sum\u00e9\n"
+    assert DATASETS["mr.pos"].encoding == DATASETS["mr.neg"].encoding == "latin-1"
+
 # -- cleaning --------------------------------------------------------------------------------------
 def test_cleaning_functions():
     assert normalize_unicode("Ａ１", "NFKC") == "A1"

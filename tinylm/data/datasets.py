@@ -44,6 +44,7 @@ class DatasetFile:
     url: str                   # canonical download location
     md5: str | None = None     # as published upstream, for reference
     member: str | None = None  # when ``url`` is a zip: the archive member holding the file
+    encoding: str = "utf-8"    # how ``load_text`` decodes it (MR is latin-1)
 
 
 _CHAR_RNN = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data"
@@ -54,6 +55,13 @@ _CMN = ("https://raw.githubusercontent.com/DaoChaShao/py-st-dl-translater-2.0/"
 _FRA_ZIP = ("https://raw.githubusercontent.com/modelexlab/data/"
             "adddaf33ac35572bcfeb421efec29435e7ea9332/fra-eng.zip")
 _SMS_ZIP = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+_GENSIM_DATA = ("https://raw.githubusercontent.com/RaRe-Technologies/gensim/develop/"
+                "gensim/test/test_data")
+_DLFS2 = ("https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch-2/"
+          "842ae31c2bb070f5116275606ed90396626a2c17")
+_MR = ("https://raw.githubusercontent.com/alexander-rakhlin/CNN-for-Sentence-Classification-"
+       "in-Keras/0c7a61f428470d014177ad4a98fef7ad4b86d387/data")
+_OPENAI = "https://openaipublic.blob.core.windows.net"
 _POETRY = ("https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/"
            "99ebbef7e1345c0985c44b9fd96a3f9e776f117b/")
 
@@ -119,6 +127,54 @@ DATASETS: dict[str, DatasetFile] = {
                          "ca5d74f7fdb9d5a6acc22a7c8b4395228cad4bb8be53df44c19ba83ab6983b20"),
     "poetry.license": _poetry("LICENSE", "LICENSE",
                               "c195319aeaa3ffcbe16aa5d26eec19eae5a42f84337dd2b3dc3c9d5ccbbd6507"),
+    # word-embedding evaluation sets (chapter 05)
+    "analogies": DatasetFile(
+        "word_similarity/questions-words.txt",
+        "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36",
+        f"{_GENSIM_DATA}/questions-words.txt"),
+    "wordsim353": DatasetFile(
+        "word_similarity/wordsim353.tsv",
+        "f92a022fc2537793a15bc3a8c162ebcd74990e033a228bb6388cb71e4c0b1e1d",
+        f"{_GENSIM_DATA}/wordsim353.tsv"),
+    "simlex999": DatasetFile(
+        "word_similarity/simlex999.txt",
+        "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d",
+        f"{_GENSIM_DATA}/simlex999.txt"),
+    # deep-learning-from-scratch-2's toy sequence-to-sequence tasks (chapter 08)
+    "addition": DatasetFile(
+        "seq2seq_toy/addition.txt",
+        "34e0746f5014c11311c9452ee9050bf14e38eca44ec4aaf4d81eba2b38674009",
+        f"{_DLFS2}/dataset/addition.txt"),
+    "date": DatasetFile(
+        "seq2seq_toy/date.txt",
+        "62e66a301ce8537868e725512d2a45663fc366526b7e42028cb703bda2b1c79a",
+        f"{_DLFS2}/dataset/date.txt"),
+    "seq2seq_toy.license": DatasetFile(
+        "seq2seq_toy/LICENSE.md",
+        "60bfbc736349bfd022315c60d09ca8f98759f19e22ac57cb5f4fa886d63b646e",
+        f"{_DLFS2}/LICENSE.md"),
+    # sentence polarity v1.0 (MR), latin-1 encoded (chapter 09)
+    "mr.pos": DatasetFile(
+        "sentiment/rt-polarity.pos",
+        "d79ef14009bbf87cd6be21f91c3ea1a3cbcb73b34dfb4231aef7bbcd7677abc4",
+        f"{_MR}/rt-polarity.pos", encoding="latin-1"),
+    "mr.neg": DatasetFile(
+        "sentiment/rt-polarity.neg",
+        "4af43bf489620b498a0852c5a8c6a535155dec7985fdfea782b8f7756b957ccc",
+        f"{_MR}/rt-polarity.neg", encoding="latin-1"),
+    # OpenAI's byte-level BPE ranks and merges (chapter 02)
+    "gpt2.tiktoken": DatasetFile(
+        "gpt2_tokenizer/r50k_base.tiktoken",
+        "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+        f"{_OPENAI}/encodings/r50k_base.tiktoken"),
+    "gpt2.merges": DatasetFile(
+        "gpt2_tokenizer/vocab.bpe",
+        "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+        f"{_OPENAI}/gpt-2/encodings/main/vocab.bpe"),
+    "cl100k.tiktoken": DatasetFile(
+        "gpt2_tokenizer/cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        f"{_OPENAI}/encodings/cl100k_base.tiktoken"),
 }
 
 
@@ -212,5 +268,6 @@ def dataset_path(name: str, download_missing: bool = True) -> Path:
 
 
 def load_text(name: str, download_missing: bool = True) -> str:
-    """The dataset's contents as a string (UTF-8)."""
-    return dataset_path(name, download_missing).read_text(encoding="utf-8")
+    """The dataset's contents as a string, decoded with the table's encoding (UTF-8 unless
+    the entry says otherwise)."""
+    return dataset_path(name, download_missing).read_text(encoding=dataset_info(name).encoding)
