@@ -146,6 +146,12 @@ class GradcheckCase:
     (small arrays: every element costs two forward passes). ``name`` is what
     ``tinylm gradcheck --only`` selects: the pair's name, then an optional variant in
     brackets, e.g. ``"linear[3-D input]"``.
+
+    ``seeded=True`` is for a forward that draws random numbers (dropout) from an ``rng``
+    argument: the inputs then hold an integer ``seed`` instead, and every evaluation of the
+    forward gets a fresh ``default_rng(seed)``, so all the finite-difference evaluations see
+    the same mask (with one generator shared between calls the function would change under
+    them).
     """
 
     name: str
@@ -154,14 +160,27 @@ class GradcheckCase:
     make_inputs: Callable
     wrt: tuple | None = None
     tolerance: float = 1e-7
+    seeded: bool = False
 
     @property
     def base_name(self) -> str:
         return self.name.split("[", 1)[0]
 
+    def forward_to_check(self) -> Callable:
+        """The forward as the checker calls it: with a fresh generator per call if seeded."""
+        if not self.seeded:
+            return self.forward
+
+        def with_fresh_generator(*args, seed: int, **kwargs):
+            return self.forward(*args, rng=default_rng(seed), **kwargs)
+        return with_fresh_generator
+
     def run(self, seed: int = 0) -> GradcheckReport:
         inputs = self.make_inputs(default_rng(seed))
-        return check_gradients(self.forward, self.backward, inputs, wrt=self.wrt,
+        if self.seeded and "seed" not in inputs:
+            raise ValueError(f"gradcheck case {self.name!r} is seeded: its inputs need an "
+                             "integer 'seed' for the forward's generator.")
+        return check_gradients(self.forward_to_check(), self.backward, inputs, wrt=self.wrt,
                                title=self.name, tolerance=self.tolerance, seed=seed)
 
 

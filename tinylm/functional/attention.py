@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 
-from tinylm.backend import default_rng, get_array_module
+from tinylm.backend import get_array_module
 from tinylm.functional.dropout import dropout_backward, dropout_forward
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.gradcheck import GradcheckCase
@@ -191,22 +191,6 @@ def multi_head_attention_backward(dout, cache):
 
 # -- gradient checks ------------------------------------------------------------------------
 
-def _sdpa_with_seed(q, k, v, mask=None, causal=False, dropout_p=0.0, seed=0):
-    """A fresh generator per call, so every finite-difference evaluation draws one mask."""
-    return scaled_dot_product_attention_forward(q, k, v, mask, causal, dropout_p,
-                                                default_rng(seed))
-
-
-def _heads_with_seed(qkv, n_head, mask=None, causal=True, dropout_p=0.0, seed=0):
-    return attention_heads_forward(qkv, n_head, mask, causal, dropout_p, default_rng(seed))
-
-
-def _mha_with_seed(x, W_qkv, b_qkv, W_o, b_o, n_head, mask=None, causal=True, dropout_p=0.0,
-                   seed=0):
-    return multi_head_attention_forward(x, W_qkv, b_qkv, W_o, b_o, n_head, mask, causal,
-                                        dropout_p, default_rng(seed))
-
-
 def _padding(rng, B, T):
     """A key-padding mask [B, 1, 1, T] with the last tokens of row 0 padded."""
     ids = rng.integers(1, 5, size=(B, T))
@@ -226,28 +210,33 @@ def gradcheck_cases():
         return {"q": rng.standard_normal((*lead, Tq, 5)), "k": rng.standard_normal((*lead, Tk, 5)),
                 "v": rng.standard_normal((*lead, Tk, 3))}
 
-    sdpa, sdpa_b = _sdpa_with_seed, scaled_dot_product_attention_backward
-    heads, heads_b = _heads_with_seed, attention_heads_backward
-    mha, mha_b = _mha_with_seed, multi_head_attention_backward
+    sdpa, sdpa_b = scaled_dot_product_attention_forward, scaled_dot_product_attention_backward
+    heads, heads_b = attention_heads_forward, attention_heads_backward
+    mha, mha_b = multi_head_attention_forward, multi_head_attention_backward
+
+    def case(name, forward, backward, make_inputs):
+        def with_seed(rng):
+            return {"seed": 0, **make_inputs(rng)}
+        return GradcheckCase(name, forward, backward, with_seed, seeded=True)
     return [
-        GradcheckCase("scaled_dot_product_attention", sdpa, sdpa_b, lambda rng: qkv(rng)),
-        GradcheckCase("scaled_dot_product_attention[causal]", sdpa, sdpa_b,
+        case("scaled_dot_product_attention", sdpa, sdpa_b, lambda rng: qkv(rng)),
+        case("scaled_dot_product_attention[causal]", sdpa, sdpa_b,
                       lambda rng: {**qkv(rng), "causal": True}),
-        GradcheckCase("scaled_dot_product_attention[causal, Tq < Tk]", sdpa, sdpa_b,
+        case("scaled_dot_product_attention[causal, Tq < Tk]", sdpa, sdpa_b,
                       lambda rng: {**qkv(rng, Tq=2, Tk=5), "causal": True}),
-        GradcheckCase("scaled_dot_product_attention[padding mask]", sdpa, sdpa_b,
+        case("scaled_dot_product_attention[padding mask]", sdpa, sdpa_b,
                       lambda rng: {**qkv(rng, lead=(2, 1)), "mask": _padding(rng, 2, 4)}),
-        GradcheckCase("scaled_dot_product_attention[dropout]", sdpa, sdpa_b,
+        case("scaled_dot_product_attention[dropout]", sdpa, sdpa_b,
                       lambda rng: {**qkv(rng), "causal": True, "dropout_p": 0.3, "seed": 3}),
-        GradcheckCase("attention_heads[causal]", heads, heads_b,
+        case("attention_heads[causal]", heads, heads_b,
                       lambda rng: {"qkv": rng.standard_normal((2, 5, 12)), "n_head": 2}),
-        GradcheckCase("attention_heads[causal, dropout]", heads, heads_b,
+        case("attention_heads[causal, dropout]", heads, heads_b,
                       lambda rng: {"qkv": rng.standard_normal((2, 5, 12)), "n_head": 2,
                                    "dropout_p": 0.3, "seed": 5}),
-        GradcheckCase("attention_heads[padding mask]", heads, heads_b,
+        case("attention_heads[padding mask]", heads, heads_b,
                       lambda rng: {"qkv": rng.standard_normal((2, 5, 12)), "n_head": 2,
                                    "mask": _padding(rng, 2, 5), "causal": False}),
-        GradcheckCase("multi_head_attention", mha, mha_b, lambda rng: _mha_inputs(rng)),
-        GradcheckCase("multi_head_attention[padding mask, bidirectional]", mha, mha_b,
+        case("multi_head_attention", mha, mha_b, lambda rng: _mha_inputs(rng)),
+        case("multi_head_attention[padding mask, bidirectional]", mha, mha_b,
                       lambda rng: _mha_inputs(rng, mask=_padding(rng, 2, 5), causal=False)),
     ]

@@ -23,7 +23,6 @@ one generator ``rng`` in that order.
 
 from __future__ import annotations
 
-from tinylm.backend import default_rng
 from tinylm.functional.activations import gelu_backward, gelu_forward
 from tinylm.functional.attention import (multi_head_attention_backward,
                                          multi_head_attention_forward)
@@ -80,14 +79,6 @@ def block_parameter_shapes(D: int) -> dict:
             "b_fc": (4 * D,), "W_mo": (4 * D, D), "b_mo": (D,)}
 
 
-def _block_with_seed(x, ln1_w, ln1_b, W_qkv, b_qkv, W_ao, b_ao, ln2_w, ln2_b, W_fc, b_fc,
-                     W_mo, b_mo, n_head, dropout_p=0.0, seed=0):
-    """A fresh generator per call, so every finite-difference evaluation draws one mask."""
-    return transformer_block_forward(x, ln1_w, ln1_b, W_qkv, b_qkv, W_ao, b_ao, ln2_w, ln2_b,
-                                     W_fc, b_fc, W_mo, b_mo, n_head, dropout_p,
-                                     default_rng(seed))
-
-
 def _block_inputs(rng, dropout_p=0.0):
     D = 6
     params = {name: 0.5 * rng.standard_normal(shape)
@@ -99,8 +90,9 @@ def _block_inputs(rng, dropout_p=0.0):
 def gradcheck_cases():
     """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
     return [
-        GradcheckCase("transformer_block", _block_with_seed, transformer_block_backward,
-                      lambda rng: _block_inputs(rng)),
-        GradcheckCase("transformer_block[dropout]", _block_with_seed, transformer_block_backward,
-                      lambda rng: _block_inputs(rng, dropout_p=0.2)),
+        GradcheckCase("transformer_block", transformer_block_forward, transformer_block_backward,
+                      lambda rng: _block_inputs(rng), seeded=True),
+        GradcheckCase("transformer_block[dropout]", transformer_block_forward,
+                      transformer_block_backward, lambda rng: _block_inputs(rng, dropout_p=0.2),
+                      seeded=True),
     ]
