@@ -1,7 +1,7 @@
 """Attention, positional encodings and the Transformer block (chapter 07).
 
-* the CPU causal-attention kernel (BLAS products + numba rows) equals its reference, forward
-  and backward, float32 and float64, in one thread and split over threads, with and without
+* the CPU causal-attention kernel (BLAS products + numba rows) equals the functional
+  reference (causal_attention_*_reference), forward and backward, float32 and float64, in one thread and split over threads, with and without
   a dropout mask;
 * every backward here against float64 finite differences, on both kernel paths:
   causal_attention_backward (kernel), scaled_dot_product_attention_backward,
@@ -33,7 +33,6 @@ from tinylm.functional.positional import (learned_positional_backward,
 from tinylm.functional.transformer_block import transformer_block_backward
 from tinylm.gradcheck import check_gradients
 from tinylm.kernels import attention as K
-from tinylm.kernels.attention import causal_attention_backward
 from tinylm.nn.attention import MultiHeadAttention
 from tinylm.nn.transformer import Block
 
@@ -61,9 +60,9 @@ def test_fused_kernel_equals_reference(B, T, H, hd, dtype, dropout, split, rng,
     dy = rng.standard_normal((B, T, H * hd)).astype(dtype)
     mask = ((rng.random((B, H, T, T)) > 0.25) / 0.75).astype(dtype) if dropout else None
     y, att = K.causal_attention_forward(qkv, H, mask)
-    y_ref, att_ref = K.causal_attention_forward_reference(qkv, H, mask)
-    dqkv = causal_attention_backward(dy, qkv, att, H, mask)
-    dqkv_ref = K.causal_attention_backward_reference(dy, qkv, att_ref, H, mask)
+    y_ref, att_ref = A.causal_attention_forward_reference(qkv, H, mask)
+    dqkv = K.causal_attention_backward(dy, qkv, att, H, mask)
+    dqkv_ref = A.causal_attention_backward_reference(dy, qkv, att_ref, H, mask)
     assert y.dtype == att.dtype == dqkv.dtype == dtype
     assert_rel_close(y, y_ref, REL[dtype], "y")
     assert_rel_close(att, att_ref, REL[dtype], "att")
@@ -84,14 +83,15 @@ def test_kernel_in_slabs_of_one_batch_row_and_short_query_blocks(dropout, split,
     dy = rng.standard_normal((B, T, H * hd))
     mask = (rng.random((B, H, T, T)) > 0.25) / 0.75 if dropout else None
     y, att = K.causal_attention_forward(qkv, H, mask)
-    y_ref, att_ref = K.causal_attention_forward_reference(qkv, H, mask)
+    y_ref, att_ref = A.causal_attention_forward_reference(qkv, H, mask)
     assert_rel_close(y, y_ref, REL[np.float64], "y")
     assert_rel_close(att, att_ref, REL[np.float64], "att")
-    assert_rel_close(causal_attention_backward(dy, qkv, att, H, mask),
-                     K.causal_attention_backward_reference(dy, qkv, att_ref, H, mask),
+    assert_rel_close(K.causal_attention_backward(dy, qkv, att, H, mask),
+                     A.causal_attention_backward_reference(dy, qkv, att_ref, H, mask),
                      REL[np.float64], "dqkv")
 
 
+@pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
 @pytest.mark.parametrize("dropout", [False, True])
 def test_causal_attention_backward_kernel_matches_finite_differences(dropout, kernels, rng):
     mask = ((rng.random((2, 2, 5, 5)) > 0.3) / 0.7) if dropout else None
@@ -102,16 +102,16 @@ def test_causal_attention_backward_kernel_matches_finite_differences(dropout, ke
 
     def backward(dy, cache):
         qkv, att = cache
-        return causal_attention_backward(dy, qkv, att, 2, mask)
+        return K.causal_attention_backward(dy, qkv, att, 2, mask)
 
     report = check_gradients(forward, backward, {"qkv": rng.standard_normal((2, 5, 12))},
                              tolerance=TOL)
     assert report.passed, str(report)
 
 
-def test_kernel_rejects_widths_that_do_not_split_into_heads(rng):
-    with pytest.raises(ValueError, match="divisible by n_head"):
-        K.causal_attention_forward(rng.standard_normal((1, 3, 15)), 2)
+def test_widths_that_do_not_split_into_heads_are_a_clear_error(rng):
+    with pytest.raises(ValueError, match="divisible by"):
+        A.attention_heads_forward(rng.standard_normal((1, 3, 15)), 2)
 
 
 # -- finite differences for every functional backward of chapter 07 ---------------------------
@@ -173,19 +173,21 @@ def test_sdpa_matches_pytorch_for_fewer_queries_than_keys(torch, rng, assert_rel
 def test_multi_head_attention_matches_torch_multihead_attention(causal, torch, kernels, rng,
                                                                assert_rel_close):
     B, T, D, H = 2, 6, 8, 2
-    inputs = {"x": rng.standard_normal((B, T, D)), "W_qkv": 0.3 * rng.standard_normal((D, 3 * D)),
-              "b_qkv": 0.1 * rng.standard_normal(3 * D), "W_o": 0.3 * rng.standard_normal((D, D)),
-              "b_o": 0.1 * rng.standard_normal(D)}
+    inputs = {"x": rng.standard_normal((B, T, D)),
+              "c_attn_w": 0.3 * rng.standard_normal((D, 3 * D)),
+              "c_attn_b": 0.1 * rng.standard_normal(3 * D),
+              "c_proj_w": 0.3 * rng.standard_normal((D, D)),
+              "c_proj_b": 0.1 * rng.standard_normal(D)}
     G = rng.standard_normal((B, T, D))
     out, cache = A.multi_head_attention_forward(**inputs, n_head=H, causal=causal)
     grads = multi_head_attention_backward(G, cache)
 
     mha = torch.nn.MultiheadAttention(D, H, batch_first=True, dtype=torch.float64)
     with torch.no_grad():                       # torch stores weights [out, in]
-        mha.in_proj_weight.copy_(torch.tensor(inputs["W_qkv"].T))
-        mha.in_proj_bias.copy_(torch.tensor(inputs["b_qkv"]))
-        mha.out_proj.weight.copy_(torch.tensor(inputs["W_o"].T))
-        mha.out_proj.bias.copy_(torch.tensor(inputs["b_o"]))
+        mha.in_proj_weight.copy_(torch.tensor(inputs["c_attn_w"].T))
+        mha.in_proj_bias.copy_(torch.tensor(inputs["c_attn_b"]))
+        mha.out_proj.weight.copy_(torch.tensor(inputs["c_proj_w"].T))
+        mha.out_proj.bias.copy_(torch.tensor(inputs["c_proj_b"]))
     x = torch.tensor(inputs["x"], requires_grad=True)
     forbidden = torch.triu(torch.ones(T, T, dtype=torch.bool), 1) if causal else None
     t_out, _ = mha(x, x, x, attn_mask=forbidden, need_weights=False)
@@ -193,7 +195,7 @@ def test_multi_head_attention_matches_torch_multihead_attention(causal, torch, k
     assert_rel_close(out, t_out.detach().numpy(), 1e-10, "out")
     theirs = (x.grad, mha.in_proj_weight.grad.T, mha.in_proj_bias.grad,
               mha.out_proj.weight.grad.T, mha.out_proj.bias.grad)
-    for name, ours, t in zip(("dx", "dW_qkv", "db_qkv", "dW_o", "db_o"), grads, theirs):
+    for name, ours, t in zip(("dx", "dc_attn_w", "dc_attn_b", "dc_proj_w", "dc_proj_b"), grads, theirs):
         assert_rel_close(ours, t.numpy(), 1e-10, name)
 
 
@@ -213,7 +215,7 @@ def test_padded_keys_get_zero_weight_and_fully_masked_rows_give_zeros(rng):
     q, k, v = (rng.standard_normal((2, 1, 4, 3)) for _ in range(3))
     mask = A.key_padding_mask(np.array([[5, 6, 0, 0], [0, 0, 0, 0]]), 0)
     out, cache = A.scaled_dot_product_attention_forward(q, k, v, mask)
-    weights = cache[3]
+    weights = cache.p
     assert np.all(weights[0, :, :, 2:] == 0)
     np.testing.assert_allclose(weights[0].sum(-1), 1.0)
     assert np.all(out[1] == 0) and np.all(np.isfinite(out))
@@ -226,7 +228,8 @@ def test_fused_and_general_attention_paths_agree_with_dropout(kernels, rng, asse
     everything = np.ones((1, 1, 6, 6), dtype=bool)        # a mask that forbids nothing
     fused = A.attention_heads_forward(qkv, 2, None, True, 0.3, np.random.default_rng(4))
     general = A.attention_heads_forward(qkv, 2, everything, True, 0.3, np.random.default_rng(4))
-    assert fused[1][0] == "fused" and general[1][0] == "general"
+    assert isinstance(fused[1], A.FusedHeadsCache)
+    assert isinstance(general[1], A.MaskedHeadsCache)
     assert_rel_close(fused[0], general[0], 1e-13, "y")
     dy = rng.standard_normal(fused[0].shape)
     assert_rel_close(attention_heads_backward(dy, fused[1]),
@@ -239,7 +242,7 @@ def test_scores_are_scaled_by_one_over_sqrt_d(rng):
     _, cache = A.scaled_dot_product_attention_forward(q, q, np.eye(2)[None, None])
     s = q[0, 0] @ q[0, 0].T / math.sqrt(16)
     e = np.exp(s - s.max(-1, keepdims=True))
-    np.testing.assert_allclose(cache[3][0, 0], e / e.sum(-1, keepdims=True), rtol=1e-13)
+    np.testing.assert_allclose(cache.p[0, 0], e / e.sum(-1, keepdims=True), rtol=1e-13)
 
 
 def test_sinusoidal_encoding_follows_the_formula_and_rotates_with_position():

@@ -34,6 +34,7 @@ import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng, kernel_mode
 from tinylm.bench import import_torch
+from tinylm.functional import attention as functional_attention
 from tinylm.kernels import attention, cross_entropy, embedding, gelu, layernorm, tanh
 
 # (kernel, sizes) at realistic training sizes: B*T rows of a char-level (V=65) or word-level
@@ -199,8 +200,8 @@ def _attention(rng, dtype, torch, B, T, H, hd, **_):
             return backward(dy, qkv, att, H)
         return both
 
-    reference = run(attention.causal_attention_forward_reference,
-                    attention.causal_attention_backward_reference)
+    reference = run(functional_attention.causal_attention_forward_reference,
+                    functional_attention.causal_attention_backward_reference)
     fast = run(attention.causal_attention_forward, attention.causal_attention_backward)
     if torch is None:
         return reference, fast, None

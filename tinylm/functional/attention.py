@@ -6,7 +6,7 @@ values V [Tk, dv] (any leading batch/head axes):
     S = Q K^T / sqrt(d)                       [Tq, Tk]   scores; note the transpose of K
     S_ij = -inf where the mask forbids j      (causal: j > i + Tk - Tq; padding: key j is pad)
     P = softmax(S) row by row                 [Tq, Tk]   each row sums to 1
-    A = dropout(P)                            [Tq, Tk]   (training only)
+    A = P o M                                 [Tq, Tk]   M: dropout's scaled keep-mask (training)
     O = A V                                   [Tq, dv]
 
 The 1/sqrt(d) keeps the scores' variance near 1 when q and k have unit-variance entries
@@ -15,7 +15,7 @@ The 1/sqrt(d) keeps the scores' variance near 1 when q and k have unit-variance 
 Backward, given dO (chapter 07 derives it; each line is one matrix product or a row sum):
 
     dV = A^T dO                                       [Tk, dv]
-    dA = dO V^T,   dP = dropout_backward(dA)          [Tq, Tk]
+    dA = dO V^T,   dP = dA o M                        [Tq, Tk]
     dS = P o (dP - rowsum(P o dP))                    [Tq, Tk]   softmax Jacobian, row-wise
     dQ = dS K / sqrt(d),   dK = dS^T Q / sqrt(d)
 
@@ -23,25 +23,27 @@ A row whose every key is masked has no distribution to normalise; here it gets P
 so O = 0 (and zero gradients), instead of the NaN that 0/0 would give.
 
 Multi-head self-attention（多头注意力） with a fused QKV projection, x [B, T, D], H heads of
-width hd = D / H:
+width hd = D / H (GPT-2's names: c_attn is the QKV projection, c_proj the output one):
 
-    qkv = x W_qkv + b_qkv                     [B, T, 3D]   one matmul for Q, K and V
-    q, k, v = split(qkv) -> [B, H, T, hd]     head h owns columns h*hd .. (h+1)*hd - 1
+    qkv = x W_qkv + b_qkv                     [B, T, 3D]   c_attn: one matmul for Q, K and V
+    q, k, v = split_qkv(qkv) -> [B, H, T, hd] head h owns columns h*hd .. (h+1)*hd - 1
     y = attention(q, k, v) merged -> [B, T, D]
-    out = y W_o + b_o                         [B, T, D]
+    out = y W_o + b_o                         [B, T, D]    c_proj
 
-``attention_heads_*`` is the middle step on the packed qkv; for causal self-attention
-without other masks it runs the fused kernel of tinylm/kernels/attention.py (numba on CPU,
-the array-module reference elsewhere), otherwise it goes through
-``scaled_dot_product_attention_*`` head by head.
+``attention_heads_*`` is the middle step on the packed qkv. Causal self-attention without
+another mask is the fused path: the same maths with the causal mask, run by the accelerated
+kernel of tinylm/kernels/attention.py when ``use_numba`` says so (``causal_attention_*_reference``
+is its specification, in array-module code); any other mask goes through
+``scaled_dot_product_attention_*``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-from tinylm.backend import get_array_module
-from tinylm.functional.dropout import dropout_backward, dropout_forward
+from tinylm.backend import get_array_module, use_numba
+from tinylm.functional.dropout import check_dropout_p, dropout_mask
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import attention as attention_kernel
@@ -64,10 +66,44 @@ def key_padding_mask(ids, pad_id: int):
 
 # -- scaled dot-product attention -----------------------------------------------------------
 
+class SDPACache(NamedTuple):
+    """What the backward of scaled dot-product attention needs."""
+    q: object            # [..., Tq, d]
+    k: object            # [..., Tk, d]
+    v: object            # [..., Tk, dv]
+    p: object            # P [..., Tq, Tk], the attention weights
+    a: object            # A = P o M [..., Tq, Tk] (P itself without dropout)
+    drop_mask: object    # M [..., Tq, Tk], or None
+    scale: object        # 1 / sqrt(d), in q's dtype
+
+
+def _softmax_scores(q, k, allowed, scale):
+    """P [..., Tq, Tk] = softmax(Q K^T scale) over the keys ``allowed`` (bool or None);
+    a row with no allowed key is all zeros."""
+    xp = get_array_module(q)
+    scores = (q @ k.swapaxes(-1, -2)) * scale                          # [..., Tq, Tk]
+    if allowed is None:
+        m = scores.max(axis=-1, keepdims=True)                         # [..., Tq, 1]
+        e = xp.exp(scores - m)
+    else:
+        masked = xp.where(allowed, scores, -xp.inf)
+        m = masked.max(axis=-1, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)                             # fully masked rows
+        e = xp.where(allowed, xp.exp(masked - m), 0)
+    total = e.sum(axis=-1, keepdims=True)                              # [..., Tq, 1]
+    return e / xp.where(total > 0, total, 1)                           # [..., Tq, Tk]
+
+
+def _weigh_values(q, k, v, p, drop_mask, scale):
+    """O = (P o M) V [..., Tq, dv], and the cache of the backward (M may be None)."""
+    a = p if drop_mask is None else p * drop_mask                      # [..., Tq, Tk]
+    return a @ v, SDPACache(q, k, v, p, a, drop_mask, scale)
+
+
 def scaled_dot_product_attention_forward(q, k, v, mask=None, causal: bool = False,
                                          dropout_p: float = 0.0, rng=None,
                                          training: bool = True):
-    """q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] -> (out [..., Tq, dv], cache).
+    """q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] -> (out [..., Tq, dv], SDPACache).
 
     ``mask``: bool, broadcastable to [..., Tq, Tk], True = may attend (as PyTorch's
     ``scaled_dot_product_attention``); ``causal`` adds the causal mask on top.
@@ -79,31 +115,24 @@ def scaled_dot_product_attention_forward(q, k, v, mask=None, causal: bool = Fals
     Tq, Tk = q.shape[-2], k.shape[-2]
     if causal and Tq > Tk:
         raise ValueError(f"attention: causal attention needs Tq <= Tk, got Tq={Tq}, Tk={Tk}.")
-    scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
-    scores = (q @ k.swapaxes(-1, -2)) * scale                          # [..., Tq, Tk]
+    check_dropout_p(dropout_p, "attention")
     allowed = causal_mask(Tq, Tk, xp) if causal else None
     if mask is not None:
         allowed = mask if allowed is None else allowed & mask
-    if allowed is None:
-        m = scores.max(axis=-1, keepdims=True)                         # [..., Tq, 1]
-        e = xp.exp(scores - m)
-    else:
-        masked = xp.where(allowed, scores, -xp.inf)
-        m = masked.max(axis=-1, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)                             # fully masked rows
-        e = xp.where(allowed, xp.exp(masked - m), 0)
-    total = e.sum(axis=-1, keepdims=True)                              # [..., Tq, 1]
-    p = e / xp.where(total > 0, total, 1)                              # [..., Tq, Tk]
-    a, drop_cache = dropout_forward(p, dropout_p, rng, training)      # [..., Tq, Tk]
-    out = a @ v                                                        # [..., Tq, dv]
-    return out, (q, k, v, p, a, drop_cache, scale)
+    scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
+    p = _softmax_scores(q, k, allowed, scale)                          # [..., Tq, Tk]
+    active = training and dropout_p > 0.0
+    drop_mask = dropout_mask(p.shape, dropout_p, rng, p.dtype) if active else None
+    return _weigh_values(q, k, v, p, drop_mask, scale)                 # [..., Tq, dv]
 
 
-def scaled_dot_product_attention_backward(dout, cache):
+def scaled_dot_product_attention_backward(dout, cache: SDPACache):
     """dout [..., Tq, dv] -> (dq [..., Tq, d], dk [..., Tk, d], dv [..., Tk, dv])."""
-    q, k, v, p, a, drop_cache, scale = cache
+    q, k, v, p, a, drop_mask, scale = cache
     dv = a.swapaxes(-1, -2) @ dout                                     # [..., Tk, dv]
-    dp = dropout_backward(dout @ v.swapaxes(-1, -2), drop_cache)       # [..., Tq, Tk]
+    dp = dout @ v.swapaxes(-1, -2)                                     # dA [..., Tq, Tk]
+    if drop_mask is not None:
+        dp = dp * drop_mask                                            # dP = dA o M
     ds = p * (dp - (p * dp).sum(axis=-1, keepdims=True))               # [..., Tq, Tk]
     dq = (ds @ k) * scale                                              # [..., Tq, d]
     dk = (ds.swapaxes(-1, -2) @ q) * scale                             # [..., Tk, d]
@@ -113,7 +142,7 @@ def scaled_dot_product_attention_backward(dout, cache):
 # -- the heads of multi-head self-attention, on a packed qkv --------------------------------
 
 def split_heads(x, n_head: int):
-    """[B, T, H*hd] -> [B, H, T, hd]."""
+    """[B, T, H*hd] -> its [B, H, T, hd] view (no copy)."""
     B, T, D = x.shape
     return x.reshape(B, T, n_head, D // n_head).transpose(0, 2, 1, 3)
 
@@ -124,69 +153,120 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * hd)
 
 
+def split_qkv(qkv, n_head: int):
+    """qkv [B, T, 3D] -> q, k, v, each a [B, H, T, hd] view: the 3H heads of width hd are
+    the H query heads, then the H key heads, then the H value heads."""
+    heads = split_heads(qkv, 3 * n_head)                               # [B, 3H, T, hd]
+    return heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
+
+
+def merge_qkv(dq, dk, dv):
+    """dq, dk, dv [B, H, T, hd] -> dqkv [B, T, 3D], the layout of ``split_qkv``."""
+    xp = get_array_module(dq)
+    return merge_heads(xp.concatenate([dq, dk, dv], axis=1))           # [B, T, 3D]
+
+
+def causal_attention_forward_reference(qkv, n_head: int, drop_mask=None):
+    """The fused path's specification: qkv [B, T, 3D], drop_mask M [B, H, T, T] or None
+    -> (y [B, T, D], P [B, H, T, T])."""
+    q, k, v = split_qkv(qkv, n_head)                                   # [B, H, T, hd] each
+    T = q.shape[2]
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
+    p = _softmax_scores(q, k, causal_mask(T, T, get_array_module(qkv)), scale)  # [B, H, T, T]
+    y, _ = _weigh_values(q, k, v, p, drop_mask, scale)                 # [B, H, T, hd]
+    return merge_heads(y), p
+
+
+def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=None):
+    """dy [B, T, D], qkv [B, T, 3D], att P [B, H, T, T] -> dqkv [B, T, 3D]."""
+    q, k, v = split_qkv(qkv, n_head)                                   # [B, H, T, hd] each
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
+    _, cache = _weigh_values(q, k, v, att, drop_mask, scale)
+    dq, dk, dv = scaled_dot_product_attention_backward(split_heads(dy, n_head), cache)
+    return merge_qkv(dq, dk, dv)
+
+
+class FusedHeadsCache(NamedTuple):
+    """Cache of the fused causal path."""
+    att: object          # P [B, H, T, T]
+    qkv: object          # [B, T, 3D]
+    n_head: int
+    drop_mask: object    # M [B, H, T, T], or None
+
+
+class MaskedHeadsCache(NamedTuple):
+    """Cache of the path with a caller's mask (scaled dot-product attention per head)."""
+    sdpa: SDPACache
+    n_head: int
+
+    @property
+    def att(self):
+        """P [B, H, T, T]."""
+        return self.sdpa.p
+
+
 def attention_heads_forward(qkv, n_head: int, mask=None, causal: bool = True,
                             dropout_p: float = 0.0, rng=None, training: bool = True):
     """qkv [B, T, 3D] -> (y [B, T, D], cache): every head attends within its own columns.
 
-    Causal attention without another mask takes the fused kernel; its attention weights
-    are ``cache[1]`` in both paths ([B, H, T, T], for plots)."""
+    Causal attention without another mask takes the fused path; the attention weights are
+    ``cache.att`` in both paths ([B, H, T, T], for plots)."""
     B, T, D3 = qkv.shape
     if D3 % 3 or (D3 // 3) % n_head:
         raise ValueError(f"attention: qkv has {D3} columns; need 3 * D with D divisible by "
                          f"n_head={n_head}.")
+    if not (causal and mask is None):
+        q, k, v = split_qkv(qkv, n_head)                               # [B, H, T, hd] each
+        y, cache = scaled_dot_product_attention_forward(q, k, v, mask, causal, dropout_p, rng,
+                                                        training)      # [B, H, T, hd]
+        return merge_heads(y), MaskedHeadsCache(cache, n_head)
+    check_dropout_p(dropout_p, "attention")
     active = training and dropout_p > 0.0
-    if causal and mask is None:
-        drop_mask = _attention_drop_mask(qkv, n_head, dropout_p, rng) if active else None
-        y, att = attention_kernel.causal_attention_forward(qkv, n_head, drop_mask)
-        return y, ("fused", att, qkv, n_head, drop_mask)
-    D = D3 // 3
-    q, k, v = (split_heads(qkv[..., i * D:(i + 1) * D], n_head) for i in range(3))
-    y, cache = scaled_dot_product_attention_forward(q, k, v, mask, causal, dropout_p, rng,
-                                                    training)          # [B, H, T, hd]
-    return merge_heads(y), ("general", cache[3], cache, n_head)
+    drop_mask = dropout_mask((B, n_head, T, T), dropout_p, rng, qkv.dtype) if active else None
+    forward = (attention_kernel.causal_attention_forward if use_numba(qkv)
+               else causal_attention_forward_reference)
+    y, att = forward(qkv, n_head, drop_mask)                           # [B, T, D], P
+    return y, FusedHeadsCache(att, qkv, n_head, drop_mask)
 
 
 def attention_heads_backward(dy, cache):
     """dy [B, T, D] -> dqkv [B, T, 3D]."""
-    xp = get_array_module(dy)
-    if cache[0] == "fused":
-        _, att, qkv, n_head, drop_mask = cache
-        return attention_kernel.causal_attention_backward(dy, qkv, att, n_head, drop_mask)
-    _, _, sdpa_cache, n_head = cache
-    dq, dk, dv = scaled_dot_product_attention_backward(split_heads(dy, n_head), sdpa_cache)
-    return xp.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)
-
-
-def _attention_drop_mask(qkv, n_head: int, p: float, rng):
-    """The scaled keep-mask [B, H, T, T] of dropout on the attention weights, drawn exactly
-    as ``dropout_forward`` draws it, so both attention paths agree for the same generator."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"attention: dropout_p={p} must lie in [0, 1).")
-    B, T = qkv.shape[:2]
-    keep = rng.random((B, n_head, T, T), dtype=qkv.dtype) >= p          # [B, H, T, T]
-    return keep * qkv.dtype.type(1.0 / (1.0 - p))
+    if isinstance(cache, MaskedHeadsCache):
+        dq, dk, dv = scaled_dot_product_attention_backward(split_heads(dy, cache.n_head),
+                                                           cache.sdpa)
+        return merge_qkv(dq, dk, dv)
+    att, qkv, n_head, drop_mask = cache
+    backward = (attention_kernel.causal_attention_backward if use_numba(dy, qkv, att)
+                else causal_attention_backward_reference)
+    return backward(dy, qkv, att, n_head, drop_mask)
 
 
 # -- multi-head self-attention: projection, heads, projection -------------------------------
 
-def multi_head_attention_forward(x, W_qkv, b_qkv, W_o, b_o, n_head: int, mask=None,
-                                 causal: bool = True, dropout_p: float = 0.0, rng=None,
-                                 training: bool = True):
-    """x [B, T, D], W_qkv [D, 3D], b_qkv [3D], W_o [D, D], b_o [D] -> (out [B, T, D], cache)."""
-    qkv, qkv_cache = linear_forward(x, W_qkv, b_qkv)                  # [B, T, 3D]
+class MHACache(NamedTuple):
+    c_attn: object       # linear cache of the QKV projection
+    heads: object        # FusedHeadsCache or MaskedHeadsCache
+    c_proj: object       # linear cache of the output projection
+
+
+def multi_head_attention_forward(x, c_attn_w, c_attn_b, c_proj_w, c_proj_b, n_head: int,
+                                 mask=None, causal: bool = True, dropout_p: float = 0.0,
+                                 rng=None, training: bool = True):
+    """x [B, T, D], c_attn_w W_qkv [D, 3D], c_attn_b b_qkv [3D], c_proj_w W_o [D, D],
+    c_proj_b b_o [D] -> (out [B, T, D], MHACache)."""
+    qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b)          # [B, T, 3D]
     y, heads_cache = attention_heads_forward(qkv, n_head, mask, causal, dropout_p, rng,
                                              training)                 # [B, T, D]
-    out, out_cache = linear_forward(y, W_o, b_o)                       # [B, T, D]
-    return out, (qkv_cache, heads_cache, out_cache)
+    out, c_proj_cache = linear_forward(y, c_proj_w, c_proj_b)          # [B, T, D]
+    return out, MHACache(c_attn_cache, heads_cache, c_proj_cache)
 
 
-def multi_head_attention_backward(dout, cache):
-    """dout [B, T, D] -> (dx, dW_qkv, db_qkv, dW_o, db_o)."""
-    qkv_cache, heads_cache, out_cache = cache
-    dy, dW_o, db_o = linear_backward(dout, out_cache)                  # [B, T, D]
-    dqkv = attention_heads_backward(dy, heads_cache)                   # [B, T, 3D]
-    dx, dW_qkv, db_qkv = linear_backward(dqkv, qkv_cache)              # [B, T, D]
-    return dx, dW_qkv, db_qkv, dW_o, db_o
+def multi_head_attention_backward(dout, cache: MHACache):
+    """dout [B, T, D] -> (dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b)."""
+    dy, dc_proj_w, dc_proj_b = linear_backward(dout, cache.c_proj)     # [B, T, D]
+    dqkv = attention_heads_backward(dy, cache.heads)                   # [B, T, 3D]
+    dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, cache.c_attn)     # [B, T, D]
+    return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b
 
 
 # -- gradient checks ------------------------------------------------------------------------
@@ -199,9 +279,11 @@ def _padding(rng, B, T):
 
 
 def _mha_inputs(rng, B=2, T=5, D=8, **extra):
-    return {"x": rng.standard_normal((B, T, D)), "W_qkv": 0.5 * rng.standard_normal((D, 3 * D)),
-            "b_qkv": 0.1 * rng.standard_normal(3 * D), "W_o": 0.5 * rng.standard_normal((D, D)),
-            "b_o": 0.1 * rng.standard_normal(D), "n_head": 2, **extra}
+    return {"x": rng.standard_normal((B, T, D)),
+            "c_attn_w": 0.5 * rng.standard_normal((D, 3 * D)),
+            "c_attn_b": 0.1 * rng.standard_normal(3 * D),
+            "c_proj_w": 0.5 * rng.standard_normal((D, D)),
+            "c_proj_b": 0.1 * rng.standard_normal(D), "n_head": 2, **extra}
 
 
 def gradcheck_cases():

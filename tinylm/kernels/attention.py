@@ -1,40 +1,26 @@
-"""Causal multi-head self-attention on a packed QKV array, forward and backward.
+"""Causal multi-head self-attention on CPU: blocked BLAS products and numba row kernels.
 
-The input is what a fused QKV projection produces, ``qkv = x W_qkv + b`` of shape
-[B, T, 3D]: columns [0, D) are the queries, [D, 2D) the keys, [2D, 3D) the values, and head
-h owns the columns h*hd .. (h+1)*hd - 1 of each third (hd = D / H). Per batch row b and
-head h, with q_i, k_j, v_j the hd-vectors of positions i and j:
+The maths -- derivation, masks, dropout -- and the array-module reference that specifies
+these two entry points are in tinylm/functional/attention.py
+(``causal_attention_forward_reference``, ``causal_attention_backward_reference``), which
+calls them when ``use_numba`` says so. The input is the packed qkv [B, T, 3D] of a fused QKV projection, with
+the head layout of ``split_qkv`` there; the attention weights P [B, H, T, T] (zero above the
+diagonal) are returned for the backward pass and for plots.
 
-    s_ij = (q_i . k_j) / sqrt(hd)                 for j <= i  (causal: no peeking ahead)
-    P_ij = exp(s_ij - m_i) / sum_{j' <= i} exp(s_ij' - m_i),     m_i = max_j s_ij
-    y_i  = sum_{j <= i} P_ij M_ij v_j             (M: optional scaled dropout keep-mask)
+The six matrix products (S = Q K^T and y = P V forward; dP, dV, dQ, dK backward) are BLAS
+products, run by ``numpy.matmul`` over the heads on strided views of qkv, y and dqkv (no
+head is copied out), and the row-wise steps between them -- the masked softmax and its
+Jacobian -- are numba kernels, with SIMD exponentials for float32
+(tinylm/kernels/simd_exp.py). Three things make it fast:
 
-Backward, given dy_i (chapter 07 derives each line):
+- the products are cut into blocks of ``QUERY_BLOCK`` query rows: block [lo, hi) needs
+  only keys j < hi, so much of the masked upper triangle is never computed;
+- the batch rows are shared among threads of our own, with BLAS single-threaded inside
+  each (tinylm/kernels/threads.py): BLAS's own threads gain little on products this small;
+- each thread walks its rows in slabs of ~``SLAB_BYTES`` of attention weights, running a
+  slab's whole chain of products and row kernels while its matrices are in cache.
 
-    dv_j  = sum_i P_ij M_ij dy_i
-    dP_ij = M_ij (dy_i . v_j)
-    dS_ij = P_ij (dP_ij - D_i),     D_i = sum_j P_ij dP_ij        (softmax Jacobian)
-    dq_i  = sum_j dS_ij k_j / sqrt(hd),      dk_j = sum_i dS_ij q_i / sqrt(hd)
-
-The attention probabilities P [B, H, T, T] (zero above the diagonal) are kept for the
-backward pass and for plots; they are small for the context lengths tinylm trains.
-
-Two implementations with one contract:
-
-* ``*_reference``: array-module code (NumPy or CuPy) that splits the heads, forms the
-  masked score matrix and applies softmax -- the specification.
-* the CPU path: the six matrix products (S = Q K^T and y = P V forward; dP, dV, dQ, dK
-  backward) are BLAS products, run by ``numpy.matmul`` over the heads on strided views of
-  qkv, y and dqkv (no head is copied out), and the row-wise steps between them -- the
-  masked softmax and its Jacobian -- are numba kernels, with SIMD exponentials for float32
-  (tinylm/kernels/simd_exp.py). Three things make it fast:
-  - the products are cut into blocks of ``QUERY_BLOCK`` query rows: block [lo, hi) needs
-    only keys j < hi, so much of the masked upper triangle is never computed;
-  - the batch rows are shared among threads of our own, with BLAS single-threaded inside
-    each (tinylm/kernels/threads.py): BLAS's own threads gain little on products this small;
-  - each thread walks its rows in slabs of ~``SLAB_BYTES`` of attention weights, running a
-    slab's whole chain of products and row kernels while its matrices are in cache.
-  Chapter 07, section 8, tells how this replaced hand-written numba products.
+Chapter 07, section 8, tells how this replaced hand-written numba products.
 """
 
 from __future__ import annotations
@@ -43,7 +29,7 @@ import math
 
 import numpy
 
-from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.backend import NUMBA_AVAILABLE
 from tinylm.kernels import JIT
 from tinylm.kernels.simd_exp import EXP_POLY, exp_inplace
 from tinylm.kernels.threads import split_over_threads
@@ -57,67 +43,16 @@ QUERY_BLOCK = 64
 SLAB_BYTES = 1 << 20
 
 
-def _check_qkv(qkv, n_head: int):
-    if qkv.ndim != 3 or qkv.shape[2] % 3 != 0:
-        raise ValueError(f"attention: qkv must be [B, T, 3*D], got shape {qkv.shape}.")
-    D = qkv.shape[2] // 3
-    if D % n_head != 0:
-        raise ValueError(f"attention: embedding size {D} is not divisible by n_head={n_head}; "
-                         "choose n_head that divides the model width.")
-    return qkv.shape[0], qkv.shape[1], D, D // n_head
+def _head_view(x, n_head: int):
+    """x [B, T, H*hd] -> its [B, H, T, hd] view (the layout of functional's split_heads)."""
+    B, T, D = x.shape
+    return x.reshape(B, T, n_head, D // n_head).transpose(0, 2, 1, 3)
 
 
-def _split_heads(qkv, n_head: int):
+def _qkv_views(qkv, n_head: int):
     """qkv [B, T, 3D] -> q, k, v, each a [B, H, T, hd] view (no copy)."""
-    B, T, D, hd = _check_qkv(qkv, n_head)
-    heads = qkv.reshape(B, T, 3, n_head, hd).transpose(2, 0, 3, 1, 4)   # [3, B, H, T, hd]
-    return heads[0], heads[1], heads[2]
-
-
-def _head_view(y, n_head: int):
-    """y [B, T, H*hd] -> its [B, H, T, hd] view."""
-    B, T, D = y.shape
-    return y.reshape(B, T, n_head, D // n_head).transpose(0, 2, 1, 3)
-
-
-# -- reference: the specification ------------------------------------------------------------
-
-def _merge_heads(y):
-    """y [B, H, T, hd] -> [B, T, H*hd]."""
-    B, H, T, hd = y.shape
-    return y.transpose(0, 2, 1, 3).reshape(B, T, H * hd)
-
-
-def causal_attention_forward_reference(qkv, n_head: int, drop_mask=None):
-    """qkv [B, T, 3D] -> (y [B, T, D], att [B, H, T, T])."""
-    xp = get_array_module(qkv)
-    q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] each
-    T, hd = q.shape[2], q.shape[3]
-    scores = (q @ k.swapaxes(-1, -2)) * qkv.dtype.type(1.0 / math.sqrt(hd))   # [B, H, T, T]
-    allowed = xp.tril(xp.ones((T, T), dtype=bool))                     # [T, T]
-    scores = xp.where(allowed, scores, -xp.inf)
-    e = xp.exp(scores - scores.max(axis=-1, keepdims=True))            # [B, H, T, T]
-    att = e / e.sum(axis=-1, keepdims=True)                            # rows sum to 1
-    weights = att if drop_mask is None else att * drop_mask            # [B, H, T, T]
-    return _merge_heads(weights @ v), att                              # [B, T, D]
-
-
-def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=None):
-    """dy [B, T, D] -> dqkv [B, T, 3D]."""
-    xp = get_array_module(qkv)
-    q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] each
-    B, H, T, hd = q.shape
-    scale = qkv.dtype.type(1.0 / math.sqrt(hd))
-    dyh = _head_view(dy, n_head)                                       # [B, H, T, hd]
-    weights = att if drop_mask is None else att * drop_mask            # [B, H, T, T]
-    dv = weights.swapaxes(-1, -2) @ dyh                                # [B, H, T, hd]
-    dweights = dyh @ v.swapaxes(-1, -2)                                # [B, H, T, T]
-    datt = dweights if drop_mask is None else dweights * drop_mask     # [B, H, T, T]
-    dscores = att * (datt - (datt * att).sum(axis=-1, keepdims=True))  # [B, H, T, T]
-    dq = (dscores @ k) * scale                                         # [B, H, T, hd]
-    dk = (dscores.swapaxes(-1, -2) @ q) * scale                        # [B, H, T, hd]
-    dqkv = xp.stack([dq, dk, dv])                                      # [3, B, H, T, hd]
-    return dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * H * hd)
+    heads = _head_view(qkv, 3 * n_head)                                # [B, 3H, T, hd]
+    return heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
 
 
 # -- CPU: blocked BLAS products, numba rows ---------------------------------------------------
@@ -222,15 +157,14 @@ def _in_slabs(rows, att):
 
 
 def causal_attention_forward(qkv, n_head: int, drop_mask=None):
-    """qkv [B, T, 3D] -> (y [B, T, D], att [B, H, T, T]); drop_mask [B, H, T, T] or None."""
-    B, T, D, hd = _check_qkv(qkv, n_head)
-    if not use_numba(qkv):
-        return causal_attention_forward_reference(qkv, n_head, drop_mask)
-    q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] views
+    """qkv [B, T, 3D] -> (y [B, T, D], att P [B, H, T, T]); drop_mask M [B, H, T, T] or
+    None. NumPy arrays only (numba)."""
+    B, T, D = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = _qkv_views(qkv, n_head)                                  # [B, H, T, hd] views
     att = numpy.empty((B, n_head, T, T), dtype=qkv.dtype)              # [B, H, T, T]
     y = numpy.empty((B, T, D), dtype=qkv.dtype)                        # [B, T, D]
     yh = _head_view(y, n_head)                                         # its [B, H, T, hd] view
-    scale = qkv.dtype.type(1.0 / math.sqrt(hd))
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
     simd = qkv.dtype == numpy.float32
 
     def rows(r):
@@ -245,15 +179,13 @@ def causal_attention_forward(qkv, n_head: int, drop_mask=None):
 
 def causal_attention_backward(dy, qkv, att, n_head: int, drop_mask=None):
     """dy [B, T, D] -> dqkv [B, T, 3D]."""
-    B, T, D, hd = _check_qkv(qkv, n_head)
-    if not use_numba(dy, qkv, att):
-        return causal_attention_backward_reference(dy, qkv, att, n_head, drop_mask)
-    q, k, v = _split_heads(qkv, n_head)                                 # [B, H, T, hd] views
+    B, T = qkv.shape[:2]
+    q, k, v = _qkv_views(qkv, n_head)                                  # [B, H, T, hd] views
     dyh = _head_view(numpy.asarray(dy, dtype=qkv.dtype), n_head)       # [B, H, T, hd]
     dqkv = numpy.empty_like(qkv)                                       # [B, T, 3D]
-    dq, dk, dv = _split_heads(dqkv, n_head)                            # views into dqkv
+    dq, dk, dv = _qkv_views(dqkv, n_head)                              # views into dqkv
     ds = numpy.empty_like(att)                                         # [B, H, T, T]
-    scale = qkv.dtype.type(1.0 / math.sqrt(hd))
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
     use_drop = drop_mask is not None
     mask = numpy.ascontiguousarray(drop_mask, dtype=att.dtype) if use_drop else \
         numpy.ones((B, 1, 1, 1), dtype=att.dtype)                      # (a placeholder)

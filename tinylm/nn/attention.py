@@ -5,8 +5,10 @@
     y   = heads(qkv)           causal softmax(q k^T / sqrt(hd)) v per head, merged [B, T, D]
     out = dropout(c_proj(y))   Linear D -> D           [B, T, D]
 
-The maths of every step is in tinylm/functional/attention.py; the module owns the weights
-and two seeded Dropout modules (attention weights, output), named as in nanoGPT/GPT-2.
+The maths of every step is in tinylm/functional/attention.py; the module owns the weights,
+the attention weights' dropout probability ``attn_pdrop`` with its seeded generator
+``attn_dropout`` (functional applies the mask), and the output's ``resid_dropout``, named
+as in nanoGPT/GPT-2.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 from tinylm.backend import get_array_module
 from tinylm.functional.attention import (attention_heads_backward, attention_heads_forward,
                                          merge_heads, scaled_dot_product_attention_forward,
-                                         split_heads)
-from tinylm.nn.dropout import Dropout
+                                         split_qkv)
+from tinylm.nn.dropout import Dropout, DropoutRng
 from tinylm.nn.linear import Linear
 from tinylm.nn.module import Module
 
@@ -58,13 +60,16 @@ class MultiHeadAttention(Module):
         self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
         self.c_attn = Linear(n_embd, 3 * n_embd, rng=rng)        # W [D, 3D], b [3D]
         self.c_proj = Linear(n_embd, n_embd, rng=rng)            # W [D, D], b [D]
-        self.attn_dropout = Dropout(dropout, seed=seed)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout={dropout} must lie in [0, 1).")
+        self.attn_pdrop = dropout                                # on P [B, H, T, T]
+        self.attn_dropout = DropoutRng(seed=seed)                # its generator
         self.resid_dropout = Dropout(dropout, seed=seed + 1)
 
     def forward(self, x, mask=None):
         """x [B, T, D] -> [B, T, D]; ``mask`` bool [B, 1, Tq|1, T], True = may attend."""
         qkv = self.c_attn.forward(x)                                           # [B, T, 3D]
-        p = self.attn_dropout.p if self.training else 0.0
+        p = self.attn_pdrop if self.training else 0.0
         rng = self.attn_dropout.rng_for(x) if p > 0.0 else None
         y, self._cache = attention_heads_forward(qkv, self.n_head, mask, self.causal, p, rng,
                                                  self.training)                # [B, T, D]
@@ -77,7 +82,7 @@ class MultiHeadAttention(Module):
     @property
     def attention_weights(self):
         """P [B, H, T, T] of the last forward pass (before dropout), for plots."""
-        return self._cache[1]
+        return self._cache.att
 
     def new_cache(self, batch: int, capacity: int, like) -> KVCache:
         xp = get_array_module(like)
@@ -86,9 +91,8 @@ class MultiHeadAttention(Module):
     def forward_cached(self, x, cache: KVCache):
         """Inference on new positions: x [B, t, D] -> [B, t, D], appending their keys and
         values to ``cache``; the queries see every cached position and themselves."""
-        D = self.n_embd
         qkv = self.c_attn.forward(x)                                           # [B, t, 3D]
-        q, k, v = (split_heads(qkv[..., i * D:(i + 1) * D], self.n_head) for i in range(3))
+        q, k, v = split_qkv(qkv, self.n_head)                                  # [B, H, t, hd]
         keys, values = cache.append(k, v)                                      # [B, H, L, hd]
         y, _ = scaled_dot_product_attention_forward(q, keys, values, causal=self.causal,
                                                     training=False)            # [B, H, t, hd]
@@ -96,4 +100,4 @@ class MultiHeadAttention(Module):
 
     def __repr__(self):
         return (f"MultiHeadAttention(n_embd={self.n_embd}, n_head={self.n_head}, "
-                f"causal={self.causal}, dropout={self.attn_dropout.p})")
+                f"causal={self.causal}, dropout={self.attn_pdrop})")

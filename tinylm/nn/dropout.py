@@ -1,4 +1,5 @@
-"""``Dropout``: inverted dropout, active only in training mode (chapter 04)."""
+"""``Dropout``: inverted dropout, active only in training mode (chapter 04); ``DropoutRng``:
+the seeded generator alone, for modules that apply dropout's mask themselves."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from tinylm.functional.dropout import dropout_backward, dropout_forward
 from tinylm.nn.module import Module
 
 
-class Dropout(Module):
-    """Drops units with probability p; its generator is seeded, so runs are reproducible."""
+class DropoutRng(Module):
+    """The seeded generator of one dropout site, for a module that applies the mask itself
+    (``MultiHeadAttention`` on its attention weights). It is a module so that a checkpoint
+    finds its state by name (``get_rng_state``; tinylm/train/loop.py)."""
 
-    def __init__(self, p: float = 0.0, seed: int = 0):
+    def __init__(self, seed: int = 0):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p={p} must lie in [0, 1).")
-        self.p, self.seed = p, seed
+        self.seed = seed
         self._rng = self._rng_module = None
 
     def rng_for(self, x):
@@ -38,6 +39,19 @@ class Dropout(Module):
             return
         self._rng, self._rng_module = default_rng(), array_module_for("cpu")
         self._rng.bit_generator.state = state
+
+    def __repr__(self):
+        return f"DropoutRng(seed={self.seed})"
+
+
+class Dropout(DropoutRng):
+    """Drops units with probability p; its generator is seeded, so runs are reproducible."""
+
+    def __init__(self, p: float = 0.0, seed: int = 0):
+        super().__init__(seed)
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p={p} must lie in [0, 1).")
+        self.p = p
 
     def forward(self, x):
         active = self.training and self.p > 0.0
