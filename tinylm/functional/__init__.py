@@ -15,19 +15,67 @@ differences. Every module ends with ``gradcheck_cases()``, a list of
 ``tinylm.gradcheck.GradcheckCase`` (the pair plus small float64 inputs): ``tinylm gradcheck``
 (tinylm/checks.py) discovers and runs them, and tests/test_functional_gradcheck.py fails if a
 ``*_backward`` defined here has no case. A new module adds its pairs and its cases, nothing else.
+
+Glossary: the symbols of the docstrings' maths and the arguments they are passed as. A
+symbol that means two things means one per module (named in brackets). Parameters carry
+GPT-2's names, as in tinylm/nn, so one name is one parameter: ``c_attn_w`` is the weight of
+``attn.c_attn``, ``mlp_c_proj_b`` the bias of ``mlp.c_proj`` (dots as underscores, weight
+and bias as w and b).
+
+Sizes:
+
+    B           batch rows
+    T           positions (sequence length); Tq, Tk: queries, keys [attention]
+    D           model width, n_embd (also C [layernorm], I / O: in / out features [linear])
+    H           heads, ``n_head`` [attention]; hidden size [rnn, lstm, gru, window_projection]
+    hd          head width D / H [attention]; d: query/key width [scaled dot-product]
+    V           vocabulary size [embedding, cross_entropy, softmax]
+    I           input features [rnn, lstm, gru]
+    n, R, d     window length, table rows, embedding width [window_projection]
+
+Arrays:
+
+    x           ``x``: the input of every layer; ids: integer token ids, ``ids``
+    y, out      the output; dout, dy: its upstream gradient (first backward argument)
+    W, b        ``W``, ``b`` [linear]; W: the table [V, D] [embedding]
+    wpe         the learned position table [block_size, D], ``wpe`` [positional]
+    PE          the sinusoidal table, ``sinusoidal_encoding(T, D, ...)`` [positional]
+    gamma, beta ``gamma``, ``beta`` [layernorm]; the block's ``ln_1_w``, ``ln_1_b``, ...
+    W_x, W_h    ``W_x``, ``W_h`` (b, b_x, b_h likewise) [rnn, lstm, gru]
+    h, c        hidden and cell state; h0, c0 as ``h0``, ``c0`` [rnn, lstm, gru]
+    h           LN_1(x), the attention branch's input [transformer_block]
+    C, W_k      embedding table ``C``, block k of ``W`` [window_projection]
+    z, p        logits ``logits``/``z``, probabilities [softmax, cross_entropy]
+    Q, K, V     queries, keys, values ``q``, ``k``, ``v``; from the packed ``qkv`` [attention]
+    W_qkv       ``c_attn_w`` [D, 3D], b_qkv: ``c_attn_b`` [attention]; in the block
+                ``attn_c_attn_w``, ``attn_c_attn_b``
+    W_o         ``c_proj_w`` [D, D], b_o: ``c_proj_b`` [attention]; in the block
+                ``attn_c_proj_w``, ``attn_c_proj_b``
+    W_fc, W_mo  ``mlp_c_fc_w`` [D, 4D], ``mlp_c_proj_w`` [4D, D], biases b_fc, b_mo:
+                ``mlp_c_fc_b``, ``mlp_c_proj_b`` [transformer_block]
+    S, P, A     scores, attention weights (``cache.att``, ``cache.p``), weights after
+                dropout [attention]
+    M, m        dropout's scaled keep-mask, ``drop_mask`` / ``dropout_mask(...)`` [dropout,
+                attention]; m is a row maximum [softmax]
+    p           the dropout probability ``p`` / ``dropout_p`` [dropout, attention]
+    u           uniform draws from the generator ``rng`` [dropout]
+    E[.]        expectation [dropout]
+
+(The optimizer's moments m and v are tinylm/optim's, not this package's.)
 """
 
 from tinylm.functional.activations import (gelu_backward, gelu_forward, relu_backward,
                                            relu_forward, sigmoid_backward, sigmoid_forward,
                                            tanh_backward, tanh_forward)
 from tinylm.functional.attention import (attention_heads_backward, attention_heads_forward,
-                                         causal_mask, key_padding_mask,
+                                         causal_mask, key_padding_mask, merge_heads,
                                          multi_head_attention_backward,
                                          multi_head_attention_forward,
                                          scaled_dot_product_attention_backward,
-                                         scaled_dot_product_attention_forward)
+                                         scaled_dot_product_attention_forward,
+                                         split_heads, split_qkv)
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
-from tinylm.functional.dropout import dropout_backward, dropout_forward
+from tinylm.functional.dropout import dropout_backward, dropout_forward, dropout_mask
 from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.gru import (gru_backward, gru_cell_backward, gru_cell_forward,
                                    gru_forward, gru_recurrence_backward, gru_recurrence_forward)
@@ -51,4 +99,5 @@ from tinylm.functional.window_projection import (window_projection_backward,
                                                  window_projection_forward)
 
 __all__ = [name for name in dir() if name.endswith(("_forward", "_backward"))] + [
-    "causal_mask", "key_padding_mask", "sinusoidal_encoding"]
+    "causal_mask", "dropout_mask", "key_padding_mask", "merge_heads", "sinusoidal_encoding",
+    "split_heads", "split_qkv"]
