@@ -6,11 +6,13 @@
 * every backward here against float64 finite differences, on both kernel paths:
   causal_attention_backward (kernel), scaled_dot_product_attention_backward,
   attention_heads_backward, multi_head_attention_backward, sinusoidal_positional_backward,
-  learned_positional_backward, transformer_block_backward;
+  learned_positional_backward;
 * parity with PyTorch (float64, 1e-10): F.scaled_dot_product_attention (causal, padding
   mask, Tq < Tk) and nn.MultiheadAttention with its fused in-projection;
-* properties: causality, masked keys get zero weight, the two attention paths agree, the
-  functional block equals the module block.
+* properties: causality, masked keys get zero weight, the two attention paths agree;
+* the module: its weights for plots, and its dropout generator saved and restored.
+
+The Transformer block is tests/test_transformer_block.py, dropout tests/test_dropout.py.
 """
 
 from __future__ import annotations
@@ -24,13 +26,11 @@ import tinylm.kernels
 from tinylm import backend
 from tinylm.functional import attention as A
 from tinylm.functional import positional as P
-from tinylm.functional import transformer_block as TB
 from tinylm.functional.attention import (attention_heads_backward,
                                          multi_head_attention_backward,
                                          scaled_dot_product_attention_backward)
 from tinylm.functional.positional import (learned_positional_backward,
                                           sinusoidal_positional_backward)
-from tinylm.functional.transformer_block import transformer_block_backward
 from tinylm.gradcheck import check_gradients
 from tinylm.kernels import attention as K
 from tinylm.nn.attention import MultiHeadAttention
@@ -118,8 +118,8 @@ def test_widths_that_do_not_split_into_heads_are_a_clear_error(rng):
 
 BACKWARDS = [scaled_dot_product_attention_backward, attention_heads_backward,
              multi_head_attention_backward, sinusoidal_positional_backward,
-             learned_positional_backward, transformer_block_backward]
-CASES = A.gradcheck_cases() + P.gradcheck_cases() + TB.gradcheck_cases()
+             learned_positional_backward]
+CASES = A.gradcheck_cases() + P.gradcheck_cases()
 
 
 @pytest.mark.parametrize("backward", BACKWARDS, ids=lambda f: f.__name__)
@@ -263,32 +263,6 @@ def test_learned_positions_beyond_the_table_are_a_clear_error(rng):
                                      start=2)
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_module_block_equals_the_functional_block(dropout, kernels, rng, assert_rel_close):
-    D, H = 8, 2
-    block = Block(D, H, dropout=dropout, seed=3).to(dtype=np.float64)
-    x = rng.standard_normal((2, 5, D))
-    out = block.forward(x)
-    dout = rng.standard_normal(out.shape)
-    block.zero_grad()
-    dx = block.backward(dout)
-    p = {n: q.data for n, q in block.named_parameters()}
-    if dropout == 0.0:
-        f_out, cache = TB.transformer_block_forward(
-            x, p["ln_1.weight"], p["ln_1.bias"], p["attn.c_attn.weight"], p["attn.c_attn.bias"],
-            p["attn.c_proj.weight"], p["attn.c_proj.bias"], p["ln_2.weight"], p["ln_2.bias"],
-            p["mlp.c_fc.weight"], p["mlp.c_fc.bias"], p["mlp.c_proj.weight"],
-            p["mlp.c_proj.bias"], H)
-        grads = transformer_block_backward(dout, cache)
-        assert_rel_close(out, f_out, 1e-13, "out")
-        assert_rel_close(dx, grads[0], 1e-13, "dx")
-        assert_rel_close(block.attn.c_attn.weight.grad, grads[3], 1e-13, "dW_qkv")
-        assert_rel_close(block.mlp.c_proj.weight.grad, grads[11], 1e-13, "dW_mo")
-    else:                     # dropout is active in training and off in evaluation
-        assert not np.allclose(out, block.eval().forward(x))
-        np.testing.assert_array_equal(block.forward(x), block.forward(x))
-
-
 def test_multi_head_attention_module_keeps_its_weights_for_plots(rng):
     mha = MultiHeadAttention(8, 2)
     mha.forward(rng.standard_normal((3, 5, 8)).astype(np.float32))
@@ -297,3 +271,22 @@ def test_multi_head_attention_module_keeps_its_weights_for_plots(rng):
     np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="not divisible"):
         MultiHeadAttention(10, 3)
+
+
+def test_multi_head_attention_holds_its_dropout_probability_and_generator(rng):
+    """The module applies dropout to its attention weights through functional; it keeps p
+    (attn_pdrop) and the seeded generator (attn_dropout), whose state a checkpoint saves."""
+    mha = MultiHeadAttention(8, 2, dropout=0.3, seed=4).to(dtype=np.float64)
+    x = rng.standard_normal((2, 5, 8))
+    mha.forward(x)
+    generators = (mha.attn_dropout, mha.resid_dropout)
+    states = [g.get_rng_state() for g in generators]
+    first = mha.forward(x)
+    for g, state in zip(generators, states):
+        g.set_rng_state(state)
+    np.testing.assert_array_equal(mha.forward(x), first)
+    mha.resid_dropout.set_rng_state(states[1])        # only the weights' masks differ
+    assert not np.array_equal(mha.forward(x), first)
+    assert mha.attn_pdrop == 0.3 and "attn.attn_dropout" in dict(
+        Block(8, 2, dropout=0.3).named_modules())
+    np.testing.assert_array_equal(mha.eval().forward(x), mha.forward(x))

@@ -3,7 +3,8 @@
 * the numba kernel equals the array-module reference of tinylm/functional/dropout.py, bit
   for bit, float32 and float64;
 * ``dropout_mask`` is the mask ``dropout_forward`` applies, for the same generator state;
-* p outside [0, 1) is a clear error; evaluation and p = 0 pass x through unchanged.
+* p outside [0, 1) is a clear error; evaluation and p = 0 pass x through unchanged;
+* the module ``Dropout`` back-propagates through the mask of its forward.
 
 The finite-difference check of ``dropout_backward`` is its gradcheck case
 (tests/test_functional_gradcheck.py).
@@ -16,6 +17,7 @@ import pytest
 
 from tinylm import backend
 from tinylm.functional.dropout import dropout_backward, dropout_forward, dropout_mask
+from tinylm.nn.dropout import Dropout
 
 DTYPES = [np.float32, np.float64]
 
@@ -59,3 +61,12 @@ def test_evaluation_and_p_zero_pass_x_through(rng):
         y, cache = dropout_forward(x, p, None, training)
         assert y is x and cache is None
         assert dropout_backward(x, cache) is x
+
+
+def test_dropout_backward_uses_the_forward_mask(rng):
+    drop = Dropout(0.3, seed=3)
+    x = rng.standard_normal((6, 7))
+    y = drop.forward(x)
+    dx = drop.backward(np.ones_like(x))
+    np.testing.assert_array_equal(dx == 0, y == 0)
+    np.testing.assert_allclose(dx[dx != 0], 1 / 0.7)

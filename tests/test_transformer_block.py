@@ -1,0 +1,63 @@
+"""The pre-LN Transformer block (chapter 07): the functional pair and the module.
+
+* transformer_block_backward against float64 finite differences (its gradcheck cases, with
+  and without dropout), on both kernel paths;
+* the functional block equals the module ``Block`` forward and backward, its arguments named
+  after the module's parameters (``attn.c_attn.weight`` -> ``attn_c_attn_w``);
+* dropout is active in training, off in evaluation, and repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinylm.functional import transformer_block as TB
+from tinylm.functional.transformer_block import transformer_block_backward
+from tinylm.nn.transformer import Block
+
+TOL = 1e-7
+CASES = TB.gradcheck_cases()
+
+
+def test_transformer_block_backward_has_gradcheck_cases():
+    assert any(case.backward is transformer_block_backward for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_backward_matches_finite_differences(case, kernels):
+    report = case.run(seed=1)
+    assert report.tolerance <= TOL and report.passed, f"kernels={kernels}\n{report}"
+
+
+def test_block_parameter_shapes_name_every_module_parameter():
+    block = Block(8, 2)
+    shapes = {name.replace(".weight", "_w").replace(".bias", "_b").replace(".", "_"): p.data.shape
+              for name, p in block.named_parameters()}
+    assert shapes == TB.block_parameter_shapes(8)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_module_block_equals_the_functional_block(dropout, kernels, rng, assert_rel_close):
+    D, H = 8, 2
+    block = Block(D, H, dropout=dropout, seed=3).to(dtype=np.float64)
+    x = rng.standard_normal((2, 5, D))
+    out = block.forward(x)
+    dout = rng.standard_normal(out.shape)
+    block.zero_grad()
+    dx = block.backward(dout)
+    p = {n: q.data for n, q in block.named_parameters()}
+    if dropout == 0.0:
+        f_out, cache = TB.transformer_block_forward(
+            x, p["ln_1.weight"], p["ln_1.bias"], p["attn.c_attn.weight"], p["attn.c_attn.bias"],
+            p["attn.c_proj.weight"], p["attn.c_proj.bias"], p["ln_2.weight"], p["ln_2.bias"],
+            p["mlp.c_fc.weight"], p["mlp.c_fc.bias"], p["mlp.c_proj.weight"],
+            p["mlp.c_proj.bias"], H)
+        grads = transformer_block_backward(dout, cache)
+        assert_rel_close(out, f_out, 1e-13, "out")
+        assert_rel_close(dx, grads[0], 1e-13, "dx")
+        assert_rel_close(block.attn.c_attn.weight.grad, grads[3], 1e-13, "dattn_c_attn_w")
+        assert_rel_close(block.mlp.c_proj.weight.grad, grads[11], 1e-13, "dmlp_c_proj_w")
+    else:                     # dropout is active in training and off in evaluation
+        assert not np.allclose(out, block.eval().forward(x))
+        np.testing.assert_array_equal(block.forward(x), block.forward(x))
