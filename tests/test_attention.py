@@ -1,8 +1,8 @@
-"""Attention, positional encodings and the Transformer block (chapter 07).
+"""Attention and positional encodings (chapter 07).
 
 * the CPU causal-attention kernel (BLAS products + numba rows) equals the functional
-  reference (causal_attention_*_reference), forward and backward, float32 and float64, in one thread and split over threads, with and without
-  a dropout mask;
+  reference (causal_attention_*_reference), forward and backward, float32 and float64, in
+  one thread and split over threads, with and without a dropout mask;
 * every backward here against float64 finite differences, on both kernel paths:
   causal_attention_backward (kernel), scaled_dot_product_attention_backward,
   attention_heads_backward, multi_head_attention_backward, sinusoidal_positional_backward,
@@ -195,7 +195,8 @@ def test_multi_head_attention_matches_torch_multihead_attention(causal, torch, k
     assert_rel_close(out, t_out.detach().numpy(), 1e-10, "out")
     theirs = (x.grad, mha.in_proj_weight.grad.T, mha.in_proj_bias.grad,
               mha.out_proj.weight.grad.T, mha.out_proj.bias.grad)
-    for name, ours, t in zip(("dx", "dc_attn_w", "dc_attn_b", "dc_proj_w", "dc_proj_b"), grads, theirs):
+    names = ("dx", "dc_attn_w", "dc_attn_b", "dc_proj_w", "dc_proj_b")
+    for name, ours, t in zip(names, grads, theirs):
         assert_rel_close(ours, t.numpy(), 1e-10, name)
 
 

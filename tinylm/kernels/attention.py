@@ -3,9 +3,9 @@
 The maths -- derivation, masks, dropout -- and the array-module reference that specifies
 these two entry points are in tinylm/functional/attention.py
 (``causal_attention_forward_reference``, ``causal_attention_backward_reference``), which
-calls them when ``use_numba`` says so. The input is the packed qkv [B, T, 3D] of a fused QKV projection, with
-the head layout of ``split_qkv`` there; the attention weights P [B, H, T, T] (zero above the
-diagonal) are returned for the backward pass and for plots.
+calls them when ``use_numba`` says so. The input is the packed qkv [B, T, 3D] of a fused
+QKV projection, with the head layout of ``split_qkv`` there; the attention weights
+P [B, H, T, T] (zero above the diagonal) are returned for the backward pass and for plots.
 
 The six matrix products (S = Q K^T and y = P V forward; dP, dV, dQ, dK backward) are BLAS
 products, run by ``numpy.matmul`` over the heads on strided views of qkv, y and dqkv (no
