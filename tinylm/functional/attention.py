@@ -94,10 +94,16 @@ def _softmax_scores(q, k, allowed, scale):
     return e / xp.where(total > 0, total, 1)                           # [..., Tq, Tk]
 
 
-def _weigh_values(q, k, v, p, drop_mask, scale):
-    """O = (P o M) V [..., Tq, dv], and the cache of the backward (M may be None)."""
+def _sdpa_cache(q, k, v, p, drop_mask, scale) -> SDPACache:
+    """The cache, with A = P o M (P itself when M is None)."""
     a = p if drop_mask is None else p * drop_mask                      # [..., Tq, Tk]
-    return a @ v, SDPACache(q, k, v, p, a, drop_mask, scale)
+    return SDPACache(q, k, v, p, a, drop_mask, scale)
+
+
+def _weigh_values(q, k, v, p, drop_mask, scale):
+    """O = (P o M) V [..., Tq, dv], and the cache of the backward."""
+    cache = _sdpa_cache(q, k, v, p, drop_mask, scale)
+    return cache.a @ v, cache
 
 
 def scaled_dot_product_attention_forward(q, k, v, mask=None, causal: bool = False,
@@ -181,7 +187,7 @@ def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=Non
     """dy [B, T, D], qkv [B, T, 3D], att P [B, H, T, T] -> dqkv [B, T, 3D]."""
     q, k, v = split_qkv(qkv, n_head)                                   # [B, H, T, hd] each
     scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
-    _, cache = _weigh_values(q, k, v, att, drop_mask, scale)
+    cache = _sdpa_cache(q, k, v, att, drop_mask, scale)
     dq, dk, dv = scaled_dot_product_attention_backward(split_heads(dy, n_head), cache)
     return merge_qkv(dq, dk, dv)
 
@@ -244,6 +250,7 @@ def attention_heads_backward(dy, cache):
 # -- multi-head self-attention: projection, heads, projection -------------------------------
 
 class MHACache(NamedTuple):
+    """Cache of multi-head attention: the two projections' and the heads'."""
     c_attn: object       # linear cache of the QKV projection
     heads: object        # FusedHeadsCache or MaskedHeadsCache
     c_proj: object       # linear cache of the output projection
