@@ -28,7 +28,7 @@ def _config(tmp_path, **overrides):
 
 
 def _model():
-    return MLPLM(MLPConfig(vocab_size=12, context=4, embd=8, hidden=32, dropout=0.1, seed=1))
+    return MLPLM(MLPConfig(vocab_size=12, block_size=4, n_embd=8, n_hidden=32, dropout=0.1, seed=1))
 
 
 def test_training_lowers_the_validation_loss(tmp_path):
@@ -58,7 +58,7 @@ def test_interrupted_then_resumed_run_reproduces_the_uninterrupted_run(tmp_path,
                    log=lambda *_: None)
     monkeypatch.setattr(loop, "train_step", real_step)
     # a fresh process would rebuild the model from scratch: different init, same checkpoint
-    fresh = MLPLM(MLPConfig(vocab_size=12, context=4, embd=8, hidden=32, dropout=0.1, seed=99))
+    fresh = MLPLM(MLPConfig(vocab_size=12, block_size=4, n_embd=8, n_hidden=32, dropout=0.1, seed=99))
     resumed = loop.train(fresh, "mlp", _config(tmp_path / "b"), ids[:2500], ids[2500:],
                          resume=True, log=lambda *_: None)
     assert resumed.train_losses == straight.train_losses
