@@ -5,7 +5,7 @@
     x = dropout(x)
     x = Block_L(... Block_1(x))                pre-LN blocks (tinylm/nn/transformer.py)
     x = ln_f(x)                                                                     [B, T, D]
-    logits = x wte^T                           tied output head（权重共享）             [B, T, V]
+    logits = x wte^T                           tied output head (weight sharing)        [B, T, V]
     loss = mean cross-entropy(logits, targets)
 
 Weight tying: the output head reuses the token embedding table, so wte receives two
@@ -76,7 +76,8 @@ class GPT(LanguageModel):
         self.wpe = Parameter(init.normal((T, D), INIT_STD, rng))                  # [T, D]
         self.drop = Dropout(config.dropout, seed=derive_seed(config.seed, 0))
         self.h = ModuleList([Block(D, config.n_head, config.dropout, rng=rng,
-                                   seed=derive_seed(config.seed, 10 * (i + 1))) for i in range(L)])
+                                   seed=derive_seed(config.seed, 10 * (i + 1)))
+                             for i in range(L)])
         self.ln_f = LayerNorm(D)
         self._init_blocks(rng)
 

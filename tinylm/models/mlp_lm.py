@@ -1,7 +1,7 @@
 """A Bengio-style neural language model (Bengio et al. 2003): an MLP over a fixed window.
 
-For each position t the previous ``block_size`` = n tokens are embedded, concatenated and passed
-through one tanh hidden layer to a softmax over the vocabulary:
+For each position t the previous n = ``block_size`` tokens are embedded, concatenated and
+passed through one tanh hidden layer to a softmax over the vocabulary:
 
     e_t = [C(x_{t-n+1}); ...; C(x_t)]          C: embedding table [V+1, d]   e_t: [n d]
     h_t = tanh(e_t W1 + b1)                     W1: [n d, H]                  h_t: [H]

@@ -104,6 +104,10 @@ def build_optimizer(model, cfg):
 
 
 def build_batcher(train_ids, cfg):
+    """Windows of cfg.block_size tokens (resolved first by ``with_training_window``)."""
+    if cfg.block_size is None:
+        raise ValueError("TrainConfig.block_size is unset: resolve it against the model with "
+                         "with_training_window(cfg, model) before building the batcher.")
     if cfg.batching == "random":
         return RandomWindowBatcher(train_ids, cfg.batch_size, cfg.block_size, seed=cfg.seed)
     if cfg.batching == "sequential":
