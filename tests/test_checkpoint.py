@@ -13,7 +13,7 @@ from tinylm.models.mlp_lm import MLPConfig, MLPLM
 
 
 def _model():
-    return MLPLM(MLPConfig(vocab_size=11, context=3, embd=4, hidden=8))
+    return MLPLM(MLPConfig(vocab_size=11, block_size=3, n_embd=4, n_hidden=8))
 
 
 def test_round_trip_restores_every_tensor_and_the_metadata(tmp_path):
@@ -21,7 +21,7 @@ def test_round_trip_restores_every_tensor_and_the_metadata(tmp_path):
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     save_checkpoint(tmp_path / "ckpt", arrays, {"note": "hello", "nested": {"a": [1, 2]}})
     loaded, meta = load_checkpoint(tmp_path / "ckpt")
-    other = MLPLM(MLPConfig(vocab_size=11, context=3, embd=4, hidden=8, seed=5))
+    other = MLPLM(MLPConfig(vocab_size=11, block_size=3, n_embd=4, n_hidden=8, seed=5))
     other.load_state_dict(split_prefix(loaded, "model"))
     for (name, a), (_, b) in zip(model.named_parameters(), other.named_parameters()):
         np.testing.assert_array_equal(a.data, b.data, err_msg=name)
@@ -69,7 +69,7 @@ def test_invalid_json_and_wrong_format_are_reported(tmp_path):
 
 
 def test_shape_mismatch_names_the_tensor():
-    small, big = _model(), MLPLM(MLPConfig(vocab_size=11, context=3, embd=4, hidden=9))
+    small, big = _model(), MLPLM(MLPConfig(vocab_size=11, block_size=3, n_embd=4, n_hidden=9))
     with pytest.raises(ValueError, match="w_hidden"):
         big.load_state_dict(small.state_dict())
 

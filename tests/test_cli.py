@@ -26,7 +26,7 @@ def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     _tinylm("train", "mlp", "--preset", "shakespeare-char-mlp", "--out-dir", str(out),
             "--max-iters", "30", "--eval-interval", "15", "--eval-iters", "3",
-            "--progress", "false", "--model", "hidden=64")
+            "--progress", "false", "--model", "n_hidden=64")
     return out
 
 
@@ -34,7 +34,7 @@ def test_train_writes_checkpoint_tokenizer_and_plot(trained_run):
     for name in ("ckpt.npz", "ckpt.json", "tokenizer.json", "loss.png"):
         assert (trained_run / name).exists(), name
     meta = json.loads((trained_run / "ckpt.json").read_text())
-    assert meta["model"] == "mlp" and meta["model_config"]["hidden"] == 64
+    assert meta["model"] == "mlp" and meta["model_config"]["n_hidden"] == 64
     assert meta["run"]["iteration"] == 30
 
 

@@ -254,7 +254,7 @@ def test_a_tiny_gpt_overfits_one_batch(rng):
 
 
 def test_configuration_errors_are_clear(rng):
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(ValueError, match="n_embd=.*divisible"):
         GPT(GPTConfig(n_embd=10, n_head=3))
     with pytest.raises(ValueError, match="block_size"):
         GPT(GPTConfig(**CONFIG)).forward(rng.integers(0, 13, size=(1, 9)))

@@ -24,7 +24,7 @@ def test_registered_under_mlp():
 
 @pytest.mark.parametrize("direct", [False, True])
 def test_every_parameter_gradient_matches_finite_differences(direct):
-    model = MLPLM(MLPConfig(vocab_size=9, context=3, embd=4, hidden=6,
+    model = MLPLM(MLPConfig(vocab_size=9, block_size=3, n_embd=4, n_hidden=6,
                             direct=direct)).to(np.float64)
     if direct:   # zero-initialised: give the direct weights values that matter
         model.w_direct.assign(np.random.default_rng(5).standard_normal(model.w_direct.shape))
@@ -35,7 +35,7 @@ def test_every_parameter_gradient_matches_finite_differences(direct):
 
 @pytest.mark.parametrize("direct", [False, True])
 def test_matches_a_pytorch_twin(torch, direct):
-    cfg = MLPConfig(vocab_size=9, context=4, embd=5, hidden=7, direct=direct)
+    cfg = MLPConfig(vocab_size=9, block_size=4, n_embd=5, n_hidden=7, direct=direct)
     model = MLPLM(cfg).to(np.float64)
     if direct:
         model.w_direct.assign(np.random.default_rng(6).standard_normal(model.w_direct.shape))
@@ -45,9 +45,9 @@ def test_matches_a_pytorch_twin(torch, direct):
 
     t = {name: torch.tensor(p.data, requires_grad=True) for name, p in model.named_parameters()}
     xt = torch.tensor(x)
-    padded = torch.cat([torch.full((x.shape[0], cfg.context - 1), cfg.vocab_size), xt], dim=1)
+    padded = torch.cat([torch.full((x.shape[0], cfg.block_size - 1), cfg.vocab_size), xt], dim=1)
     emb = t["wte"][padded]                                                   # [B, T+n-1, d]
-    ctx = torch.cat([emb[:, k:k + x.shape[1]] for k in range(cfg.context)], dim=-1)
+    ctx = torch.cat([emb[:, k:k + x.shape[1]] for k in range(cfg.block_size)], dim=-1)
     hidden = torch.tanh(ctx @ t["w_hidden"] + t["b_hidden"])
     t_logits = hidden @ t["w_out"] + t["b_out"]
     if direct:
@@ -63,7 +63,7 @@ def test_matches_a_pytorch_twin(torch, direct):
 
 
 def test_overfits_a_tiny_batch():
-    model = MLPLM(MLPConfig(vocab_size=6, context=3, embd=8, hidden=32))
+    model = MLPLM(MLPConfig(vocab_size=6, block_size=3, n_embd=8, n_hidden=32))
     x, y = _batch(np.random.default_rng(2), V=6, B=2, T=8)
     x[:, :] = y[:, :]   # predicting the token itself from a window that contains it: learnable
     first = None
@@ -78,7 +78,7 @@ def test_overfits_a_tiny_batch():
 
 
 def test_decoding_interface_equals_full_forward():
-    model = MLPLM(MLPConfig(vocab_size=7, context=3, embd=4, hidden=8)).to(np.float64)
+    model = MLPLM(MLPConfig(vocab_size=7, block_size=3, n_embd=4, n_hidden=8)).to(np.float64)
     prompt = np.array([[1, 2, 3, 4, 5]])
     logits, state = model.start_decoding(prompt)
     np.testing.assert_allclose(logits, model.forward(prompt)[0][:, -1])
@@ -87,7 +87,7 @@ def test_decoding_interface_equals_full_forward():
 
 
 def test_greedy_generation_is_deterministic_and_sampling_is_seeded():
-    model = MLPLM(MLPConfig(vocab_size=7, context=3, embd=4, hidden=8))
+    model = MLPLM(MLPConfig(vocab_size=7, block_size=3, n_embd=4, n_hidden=8))
     prompt = np.array([[1, 2]])
     a = generate(model, prompt, 10, default_rng(0), greedy=True)
     b = generate(model, prompt, 10, default_rng(5), greedy=True)
@@ -112,15 +112,15 @@ def test_presets_build_the_models_of_chapter_03():
     # n=6, d=48, H=1536: 66*48 + 288*1536 + 1536 + 1536*65 + 65
     assert sizes["shakespeare-char-mlp-large"] == 546_977
     large = presets["shakespeare-char-mlp-large"]
-    assert large["model_config"]["context"] == 6 and large["train"]["max_iters"] == 16000
+    assert large["model_config"]["block_size"] == 6 and large["train"]["max_iters"] == 16000
 
 
 def test_bad_configuration_and_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match="context"):
-        MLPLM(MLPConfig(context=0))
+    with pytest.raises(ValueError, match=r"MLPConfig.block_size=0 must be an integer >= 1"):
+        MLPLM(MLPConfig(block_size=0))
     with pytest.raises(ValueError, match="unknown configuration keys"):
         MLPLM.from_config({"vocab_size": 5, "hiden": 3})
-    model = MLPLM(MLPConfig(vocab_size=5, context=2, embd=2, hidden=3))
+    model = MLPLM(MLPConfig(vocab_size=5, block_size=2, n_embd=2, n_hidden=3))
     with pytest.raises(ValueError, match="token ids"):
         model.forward(np.array([[1, 9]]))
 
@@ -174,10 +174,10 @@ def test_token_dropout_replaces_context_tokens_in_training_only():
 
 
 def test_token_dropout_model_trains_on_the_holed_window_and_evaluates_on_the_full_one():
-    cfg = MLPConfig(vocab_size=9, context=4, embd=5, hidden=7, token_dropout=0.5)
+    cfg = MLPConfig(vocab_size=9, block_size=4, n_embd=5, n_hidden=7, token_dropout=0.5)
     model = MLPLM(cfg).to(np.float64)
     x, y = _batch(np.random.default_rng(3), T=6)
-    plain = MLPLM(MLPConfig(vocab_size=9, context=4, embd=5, hidden=7)).to(np.float64)
+    plain = MLPLM(MLPConfig(vocab_size=9, block_size=4, n_embd=5, n_hidden=7)).to(np.float64)
     model.eval()
     np.testing.assert_array_equal(model.forward(x)[0], plain.forward(x)[0])
     model.train()

@@ -99,6 +99,25 @@ def test_train_and_eval_reach_every_submodule_and_switch_dropout(rng):
     assert block.drop.training
 
 
+def test_linear_initialisation_options(rng):
+    """Default: W, b ~ U(+-1/sqrt(in)) drawn in that order; weight_std: W ~ N(0, std^2);
+    zero_bias: b = 0. reset_parameters redraws in place, keeping dtype."""
+    a, b = nn.Linear(400, 300, rng=np.random.default_rng(0)), np.random.default_rng(0)
+    bound = 1 / np.sqrt(400)
+    np.testing.assert_array_equal(a.weight.data, b.uniform(-bound, bound, (400, 300))
+                                  .astype(np.float32))
+    np.testing.assert_array_equal(a.bias.data, b.uniform(-bound, bound, 300).astype(np.float32))
+    gpt2 = nn.Linear(400, 300, rng=rng, weight_std=0.02, zero_bias=True)
+    assert abs(float(gpt2.weight.data.std()) - 0.02) < 1e-3 and not gpt2.bias.data.any()
+    layer = nn.Linear(4, 3, rng=rng).to(np.float64)
+    weight = layer.weight
+    layer.reset_parameters(np.random.default_rng(1), weight_std=0.5, zero_bias=True)
+    assert layer.weight is weight and layer.weight.dtype == np.float64
+    np.testing.assert_array_equal(layer.weight.data,
+                                  0.5 * np.random.default_rng(1).standard_normal((4, 3)))
+    assert not layer.bias.data.any() and nn.Linear(4, 3, bias=False, zero_bias=True).bias is None
+
+
 def test_to_float64_casts_parameters_gradients_and_outputs(rng):
     model = nn.Sequential(nn.Linear(4, 5, rng=rng), nn.GELU(), nn.LayerNorm(5))
     assert all(p.dtype == np.float32 for p in model.parameters())

@@ -7,7 +7,10 @@ import pytest
 
 import tinylm.train.loop as loop
 from tinylm.models.mlp_lm import MLPConfig, MLPLM
+from tinylm.models.gpt import GPT, GPTConfig
+from tinylm.models.rnn_lm import LSTMLM, RecurrentLMConfig
 from tinylm.train.config import TrainConfig
+from tinylm.train.setup import with_training_window
 
 
 def _ids(n=3000, V=12, seed=0):
@@ -27,8 +30,9 @@ def _config(tmp_path, **overrides):
     return TrainConfig(**values)
 
 
-def _model():
-    return MLPLM(MLPConfig(vocab_size=12, context=4, embd=8, hidden=32, dropout=0.1, seed=1))
+def _model(seed=1):
+    return MLPLM(MLPConfig(vocab_size=12, block_size=4, n_embd=8, n_hidden=32, dropout=0.1,
+                           seed=seed))
 
 
 def test_training_lowers_the_validation_loss(tmp_path):
@@ -58,7 +62,7 @@ def test_interrupted_then_resumed_run_reproduces_the_uninterrupted_run(tmp_path,
                    log=lambda *_: None)
     monkeypatch.setattr(loop, "train_step", real_step)
     # a fresh process would rebuild the model from scratch: different init, same checkpoint
-    fresh = MLPLM(MLPConfig(vocab_size=12, context=4, embd=8, hidden=32, dropout=0.1, seed=99))
+    fresh = _model(seed=99)
     resumed = loop.train(fresh, "mlp", _config(tmp_path / "b"), ids[:2500], ids[2500:],
                          resume=True, log=lambda *_: None)
     assert resumed.train_losses == straight.train_losses
@@ -84,3 +88,22 @@ def test_epochs_require_sequential_batching(tmp_path):
 def test_unknown_settings_are_named():
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig.from_dict({"learning_rate": 1.0})
+
+
+def test_the_training_window_defaults_to_the_model_context():
+    gpt = GPT(GPTConfig(vocab_size=12, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    assert with_training_window(TrainConfig(), gpt).block_size == 8
+    assert with_training_window(TrainConfig(block_size=5), gpt).block_size == 5
+    assert with_training_window(TrainConfig(), _model()).block_size == 4
+    assert with_training_window(TrainConfig(block_size=16), _model()).block_size == 16
+
+
+def test_a_window_longer_than_gpt_positions_or_missing_for_an_rnn_is_a_clear_error():
+    gpt = GPT(GPTConfig(vocab_size=12, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with pytest.raises(ValueError, match=r"block_size=9 is longer than the model's "
+                                         r"block_size=8"):
+        with_training_window(TrainConfig(block_size=9), gpt)
+    lstm = LSTMLM(RecurrentLMConfig(vocab_size=12, n_embd=4, n_hidden=4))
+    with pytest.raises(ValueError, match="LSTMLM has no fixed context"):
+        with_training_window(TrainConfig(), lstm)
+    assert with_training_window(TrainConfig(block_size=20), lstm).block_size == 20

@@ -6,7 +6,8 @@ Layer 1 of the house; everything else imports from here and nothing here imports
   live, so the same function runs on the CPU and on a GPU without change.
 * ``DEFAULT_DTYPE`` is float32; gradient checks pass float64 arrays and every function
   preserves the dtype it is given.
-* ``default_rng(seed)`` makes seeded generators; ``to_numpy`` / ``to_device`` move arrays.
+* ``default_rng(seed)`` makes seeded generators (``derive_seed`` numbers a model's other ones);
+  ``to_numpy`` / ``to_device`` move arrays.
 * ``use_numba(*arrays)`` tells a kernel whether its numba version may run: numba must be
   importable, the arrays must be NumPy arrays, and the environment variable
   ``TINYLM_KERNELS`` must not be ``reference`` (``TINYLM_KERNELS=reference`` forces the plain
@@ -94,6 +95,18 @@ def array_module_for(device: str):
 def default_rng(seed: int | None = None):
     """A seeded NumPy generator. Parameters are initialised on the host, then moved."""
     return numpy.random.default_rng(seed)
+
+
+def derive_seed(seed: int, stream: int) -> int:
+    """The seed of a model's generator number ``stream`` (>= 0): seed + stream.
+
+    A model seeded with s draws its weights from default_rng(s) and gives each of its other
+    generators (dropout masks) its own stream number k, so each uses default_rng(s + k): the
+    streams differ from one another, and the same s always rebuilds the same model.
+    """
+    if stream < 0:
+        raise ValueError(f"derive_seed: stream={stream} must be >= 0.")
+    return seed + stream
 
 
 def kernel_mode() -> str:

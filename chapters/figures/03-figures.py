@@ -52,14 +52,14 @@ def read_run(run_dir):
     meta = json.loads((Path(run_dir) / "ckpt.json").read_text())
     evals = [e for e in meta["run"]["evals"] if e["iter"] > 0]
     config = meta["model_config"]
-    label = f"MLP n={config['context']}, d={config['embd']}, H={config['hidden']}"
+    label = f"MLP n={config['block_size']}, d={config['n_embd']}, H={config['n_hidden']}"
     return dict(label=label, config=config, steps=[e["iter"] for e in evals],
                 val=[e["val_loss"] for e in evals], max_iters=meta["train_config"]["max_iters"])
 
 
 def training_panel(ax, runs, ngram):
     """Validation loss against step for each run, the 5-gram and the 7-gram as lines."""
-    for run in sorted(runs, key=lambda r: r["config"]["context"]):
+    for run in sorted(runs, key=lambda r: r["config"]["block_size"]):
         ax.plot(run["steps"], run["val"], marker=".", label=run["label"])
     for order, style in [(5, "--"), (7, ":")]:
         ax.axhline(ngram[order], color="k", linestyle=style,
@@ -76,11 +76,11 @@ def context_panel(ax, runs, ngram):
             label="n-gram (N - 1 chars)")
     first = runs[0]
     same = sorted((r for r in runs if r["max_iters"] == first["max_iters"] and all(
-        r["config"][k] == first["config"][k] for k in ("embd", "hidden", "dropout"))),
-        key=lambda r: r["config"]["context"])
-    ax.plot([r["config"]["context"] for r in same], [r["val"][-1] for r in same], "o-",
-            color="tab:blue", label=f"MLP d={first['config']['embd']}, "
-                                    f"H={first['config']['hidden']}, {first['max_iters']} steps")
+        r["config"][k] == first["config"][k] for k in ("n_embd", "n_hidden", "dropout"))),
+        key=lambda r: r["config"]["block_size"])
+    ax.plot([r["config"]["block_size"] for r in same], [r["val"][-1] for r in same], "o-",
+            color="tab:blue", label=f"MLP d={first['config']['n_embd']}, "
+                                    f"H={first['config']['n_hidden']}, {first['max_iters']} steps")
     ax.set(xlabel="characters of context", ylabel="final validation loss (nats/char)",
            xlim=(2.5, 8.5), ylim=(1.5, 1.8), title="How much context helps")
     ax.legend(fontsize=8)

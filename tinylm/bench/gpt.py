@@ -386,7 +386,7 @@ def train_preset(config: dict, torch) -> dict:
     from tinylm.train.config import TrainConfig
     from tinylm.train.loop import train
     from tinylm.train.presets import get_preset
-    from tinylm.train.setup import prepare_data
+    from tinylm.train.setup import prepare_data, with_training_window
 
     preset = get_preset(config["train"])
     if preset["model"] != "gpt":
@@ -397,6 +397,7 @@ def train_preset(config: dict, torch) -> dict:
                                   lr_decay_iters=config["train_iters"])
     data = prepare_data(cfg)
     model = GPT.from_config(dict(preset["model_config"], vocab_size=data.tokenizer.vocab_size))
+    cfg = with_training_window(cfg, model)
     side = "tinylm" if torch is None else "torch"
     with tempfile.TemporaryDirectory() as out_dir:
         cfg = dataclasses.replace(cfg, out_dir=out_dir, progress=False)

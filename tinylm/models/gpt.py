@@ -5,7 +5,7 @@
     x = dropout(x)
     x = Block_L(... Block_1(x))                pre-LN blocks (tinylm/nn/transformer.py)
     x = ln_f(x)                                                                     [B, T, D]
-    logits = x wte^T                           tied output head（权重共享）             [B, T, V]
+    logits = x wte^T                           tied output head (weight sharing)        [B, T, V]
     loss = mean cross-entropy(logits, targets)
 
 Weight tying: the output head reuses the token embedding table, so wte receives two
@@ -27,17 +27,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tinylm.backend import default_rng, get_array_module
-from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from tinylm.backend import default_rng, derive_seed, get_array_module
 from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.functional.positional import (learned_positional_backward,
                                           learned_positional_forward)
-from tinylm.models.base import LanguageModel
+from tinylm.models.base import LanguageModel, check_positive, check_probability
 from tinylm.nn import init
 from tinylm.nn.containers import ModuleList
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.layernorm import LayerNorm
+from tinylm.nn.linear import Linear
 from tinylm.nn.parameter import Parameter
 from tinylm.nn.transformer import Block
 
@@ -54,6 +54,13 @@ class GPTConfig:
     dropout: float = 0.0       # embeddings, attention weights and both residual branches
     seed: int = 0              # initial weights and the dropout generators
 
+    def __post_init__(self):
+        check_positive(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+        check_probability(self, "dropout")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig.n_embd={self.n_embd} must be divisible by "
+                             f"n_head={self.n_head} (each head gets n_embd / n_head channels).")
+
 
 class GPT(LanguageModel):
     """wte [V, D], wpe [block_size, D], h = L Blocks, ln_f; logits = ln_f(x) wte^T."""
@@ -62,33 +69,30 @@ class GPT(LanguageModel):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"GPTConfig.{name}={getattr(config, name)} must be positive.")
-        if config.n_embd % config.n_head:
-            raise ValueError(f"GPTConfig: n_embd={config.n_embd} is not divisible by "
-                             f"n_head={config.n_head}.")
         self.config = config
         rng = default_rng(config.seed)
         V, T, D, L = config.vocab_size, config.block_size, config.n_embd, config.n_layer
         self.wte = Parameter(init.normal((V, D), INIT_STD, rng))                  # [V, D]
         self.wpe = Parameter(init.normal((T, D), INIT_STD, rng))                  # [T, D]
-        self.drop = Dropout(config.dropout, seed=config.seed)
+        self.drop = Dropout(config.dropout, seed=derive_seed(config.seed, 0))
         self.h = ModuleList([Block(D, config.n_head, config.dropout, rng=rng,
-                                   seed=config.seed + 10 * (i + 1)) for i in range(L)])
+                                   seed=derive_seed(config.seed, 10 * (i + 1)))
+                             for i in range(L)])
         self.ln_f = LayerNorm(D)
         self._init_blocks(rng)
-        self._loss_cache = None
 
     def _init_blocks(self, rng):
+        """Every Linear of the blocks, in order: W ~ N(0, 0.02^2), or N(0, (0.02/sqrt(2L))^2)
+        for the residual projections c_proj; b = 0. Layer norms keep (1, 0)."""
         proj_std = INIT_STD / math.sqrt(2 * self.config.n_layer)
-        for name, p in self.h.named_parameters():
-            if name.endswith("c_proj.weight"):
-                p.assign(init.normal(p.shape, proj_std, rng))
-            elif p.data.ndim == 2:
-                p.assign(init.normal(p.shape, INIT_STD, rng))
-            elif not name.split(".")[-2].startswith("ln_"):               # Linear biases
-                p.assign(init.zeros(p.shape))
+        for name, module in self.h.named_modules():
+            if isinstance(module, Linear):
+                std = proj_std if name.endswith("c_proj") else INIT_STD
+                module.reset_parameters(rng, weight_std=std, zero_bias=True)
+
+    @property
+    def longest_window(self) -> int:
+        return self.config.block_size                    # rows of wpe
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, idx, targets=None):
@@ -105,18 +109,11 @@ class GPT(LanguageModel):
             x = block.forward(x)                                                  # [B, T, D]
         x = self.ln_f.forward(x)                                                  # [B, T, D]
         logits, self._head_cache = linear_forward(x, self.wte.data.T)            # [B, T, V]
-        if targets is None:
-            self._loss_cache = None
-            return logits, None
-        loss, self._loss_cache = cross_entropy_forward(logits, targets)
-        return logits, loss
+        return logits, self._loss(logits, targets)
 
     def backward(self, dloss=1.0):
         """Back-propagate the last loss into every parameter's ``grad``."""
-        if self._loss_cache is None:
-            raise RuntimeError("GPT.backward: call forward(idx, targets) first; there is no "
-                               "loss to differentiate.")
-        dlogits = cross_entropy_backward(dloss, self._loss_cache)                 # [B, T, V]
+        dlogits = self._dlogits(dloss)                                            # [B, T, V]
         dx, dwte_head, _ = linear_backward(dlogits, self._head_cache)             # dW [D, V]
         self.wte.accumulate(dwte_head.T)                                          # tied head
         dx = self.ln_f.backward(dx)                                               # [B, T, D]

@@ -1,7 +1,7 @@
 """A Bengio-style neural language model (Bengio et al. 2003): an MLP over a fixed window.
 
-For each position t the previous ``context`` tokens are embedded, concatenated and passed
-through one tanh hidden layer to a softmax over the vocabulary:
+For each position t the previous n = ``block_size`` tokens are embedded, concatenated and
+passed through one tanh hidden layer to a softmax over the vocabulary:
 
     e_t = [C(x_{t-n+1}); ...; C(x_t)]          C: embedding table [V+1, d]   e_t: [n d]
     h_t = tanh(e_t W1 + b1)                     W1: [n d, H]                  h_t: [H]
@@ -30,13 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinylm.backend import default_rng, get_array_module
+from tinylm.backend import default_rng, derive_seed, get_array_module
 from tinylm.functional.activations import tanh_backward, tanh_forward
-from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.functional.window_projection import (window_projection_backward,
                                                  window_projection_forward)
-from tinylm.models.base import LanguageModel
+from tinylm.models.base import LanguageModel, check_positive, check_probability
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout, TokenDropout
 from tinylm.nn.parameter import Parameter
@@ -45,29 +44,31 @@ from tinylm.nn.parameter import Parameter
 @dataclass
 class MLPConfig:
     vocab_size: int = 65
-    context: int = 8          # n: how many previous tokens the model sees
-    embd: int = 32            # d: embedding width per token
-    hidden: int = 512         # H: hidden units
+    block_size: int = 8       # n: how many previous tokens the model sees
+    n_embd: int = 32          # d: embedding width per token
+    n_hidden: int = 512       # H: hidden units
     embd_std: float = 1.0     # initial embedding scale
     dropout: float = 0.0      # inverted dropout on the hidden layer, in training mode only
     token_dropout: float = 0.0  # probability of replacing a context token by the padding id
     direct: bool = False      # direct connections: logits also get e_t W3
-    seed: int = 0
+    seed: int = 0             # initial weights; dropout and token dropout use derived seeds
+
+    def __post_init__(self):
+        check_positive(self, "vocab_size", "block_size", "n_embd", "n_hidden")
+        check_probability(self, "dropout", "token_dropout")
 
 
 class MLPLM(LanguageModel):
     """Embedding -> concatenate n -> Linear -> tanh -> Linear -> softmax cross-entropy."""
 
     config_class = MLPConfig
+    renamed_keys = {"context": "block_size", "embd": "n_embd", "hidden": "n_hidden"}
 
     def __init__(self, config: MLPConfig):
         super().__init__()
-        for name in ("vocab_size", "context", "embd", "hidden"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"MLPConfig.{name}={getattr(config, name)} must be positive.")
         self.config = config
         rng = default_rng(config.seed)
-        V, n, d, H = config.vocab_size, config.context, config.embd, config.hidden
+        V, n, d, H = config.vocab_size, config.block_size, config.n_embd, config.n_hidden
         self.wte = Parameter(init.normal((V + 1, d), config.embd_std, rng))        # [V+1, d]
         self.w_hidden = Parameter(init.uniform_fan_in((n * d, H), n * d, rng))    # [n d, H]
         self.b_hidden = Parameter(init.uniform_fan_in((H,), n * d, rng))          # [H]
@@ -75,18 +76,14 @@ class MLPLM(LanguageModel):
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                 # [V]
         if config.direct:
             self.w_direct = Parameter(init.zeros((n * d, V)))                     # [n d, V]
-        self.dropout = Dropout(config.dropout, seed=config.seed)
-        self.token_dropout = TokenDropout(config.token_dropout, seed=config.seed + 1)
-
-    @property
-    def context_size(self) -> int:
-        return self.config.context
+        self.dropout = Dropout(config.dropout, seed=derive_seed(config.seed, 0))
+        self.token_dropout = TokenDropout(config.token_dropout, seed=derive_seed(config.seed, 1))
 
     def forward(self, idx, targets=None):
         """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
         xp = get_array_module(self.wte.data)
         B, T = idx.shape
-        pad = xp.full((B, self.config.context - 1), self.config.vocab_size, dtype=idx.dtype)
+        pad = xp.full((B, self.config.block_size - 1), self.config.vocab_size, dtype=idx.dtype)
         padded = xp.concatenate([pad, idx], axis=1)                        # [B, T+n-1]
         padded = self.token_dropout.forward(padded, self.config.vocab_size)  # training only
         pre, proj_cache = window_projection_forward(                      # [B, T, H]
@@ -101,15 +98,12 @@ class MLPLM(LanguageModel):
                 padded, self.wte.data, self.w_direct.data, no_bias)
             logits += skip
         self._caches = (proj_cache, tanh_cache, out_cache, direct_cache)
-        if targets is None:
-            return logits, None
-        loss, self._loss_cache = cross_entropy_forward(logits, targets)
-        return logits, loss
+        return logits, self._loss(logits, targets)
 
     def backward(self, dloss=1.0):
         """Back-propagate the last loss; accumulates every parameter's gradient."""
+        dlogits = self._dlogits(dloss)                                     # [B, T, V]
         proj_cache, tanh_cache, out_cache, direct_cache = self._caches
-        dlogits = cross_entropy_backward(dloss, self._loss_cache)          # [B, T, V]
         if direct_cache is not None:
             dC_direct, dW3, _ = window_projection_backward(dlogits, direct_cache)
             self.wte.accumulate(dC_direct)

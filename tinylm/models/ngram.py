@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 
 from tinylm.backend import get_array_module, to_device, to_numpy
-from tinylm.models.base import LanguageModel
+from tinylm.models.base import LanguageModel, check_positive
 
 SMOOTHINGS = ("kneser_ney", "add_k")
 
@@ -50,6 +50,17 @@ class NGramConfig:
     smoothing: str = "kneser_ney"    # "kneser_ney" (interpolated) or "add_k"
     k: float = 1.0                   # add-k pseudo-count (0: maximum likelihood)
     discount: float = 0.75           # Kneser-Ney absolute discount D, 0 <= D <= 1
+
+    def __post_init__(self):
+        check_positive(self, "vocab_size", "order")
+        if self.smoothing not in SMOOTHINGS:
+            raise ValueError(f"NGramConfig.smoothing={self.smoothing!r} is not one of "
+                             f"{SMOOTHINGS}.")
+        if self.k < 0:
+            raise ValueError(f"NGramConfig.k={self.k} must be >= 0 (the add-k pseudo-count).")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"NGramConfig.discount={self.discount} must lie in [0, 1] (so "
+                             "that every Kneser-Ney distribution sums to one).")
 
 
 class _Level:
@@ -107,18 +118,10 @@ class NGramLM(LanguageModel):
     """Count-based language model of order N; ``fit(ids)`` then ``forward(idx, targets)``."""
 
     config_class = NGramConfig
+    trainable = False
 
     def __init__(self, config: NGramConfig):
         super().__init__()
-        if config.order < 1 or config.vocab_size < 1:
-            raise ValueError(f"NGramLM needs order >= 1 and vocab_size >= 1, got {config}.")
-        if config.smoothing not in SMOOTHINGS:
-            raise ValueError(f"smoothing={config.smoothing!r} is not one of {SMOOTHINGS}.")
-        if config.k < 0:
-            raise ValueError(f"add-k smoothing needs k >= 0, got k={config.k}.")
-        if not 0.0 <= config.discount <= 1.0:
-            raise ValueError(f"Kneser-Ney needs a discount 0 <= D <= 1 (so that every "
-                             f"distribution sums to one), got {config.discount}.")
         self.config = config
         self.levels = []                   # _Level for orders 1..N, filled by fit()
         self.device = "cpu"                # where the count tables live: "cpu" or "gpu"

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinylm.backend import default_rng
-from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from tinylm.backend import default_rng, derive_seed
 from tinylm.functional.linear import linear_backward, linear_forward
-from tinylm.models.base import LanguageModel
+from tinylm.models.base import LanguageModel, check_positive, check_probability
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
@@ -50,7 +49,18 @@ class RecurrentLMConfig:
     dropout: float = 0.0       # on the embedding, between layers and before the output layer
     tie_weights: bool = False  # output weights = embedding table (needs n_hidden == n_embd)
     init_range: float = 0.1    # > 0: every parameter ~ U(-r, r) (Zaremba); 0: PyTorch defaults
-    seed: int = 0
+    seed: int = 0              # initial weights; the dropout generators use derived seeds
+
+    def __post_init__(self):
+        check_positive(self, "vocab_size", "n_embd", "n_hidden", "n_layer")
+        check_probability(self, "dropout")
+        if self.init_range < 0:
+            raise ValueError(f"RecurrentLMConfig.init_range={self.init_range} must be >= 0 "
+                             "(0 keeps PyTorch's default initialisation).")
+        if self.tie_weights and self.n_hidden != self.n_embd:
+            raise ValueError(f"RecurrentLMConfig.tie_weights needs n_hidden == n_embd (got "
+                             f"{self.n_hidden} and {self.n_embd}): the output layer reuses the "
+                             "[V, d] embedding.")
 
 
 class RecurrentLM(LanguageModel):
@@ -62,21 +72,14 @@ class RecurrentLM(LanguageModel):
 
     def __init__(self, config: RecurrentLMConfig):
         super().__init__()
-        for name in ("vocab_size", "n_embd", "n_hidden", "n_layer"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"{type(self).__name__}: {name}={getattr(config, name)} must "
-                                 "be positive.")
-        if config.tie_weights and config.n_hidden != config.n_embd:
-            raise ValueError(f"tie_weights needs n_hidden == n_embd (got {config.n_hidden} and "
-                             f"{config.n_embd}): the output layer reuses the [V, d] embedding.")
         self.config = config
         rng = default_rng(config.seed)
         V, d, H = config.vocab_size, config.n_embd, config.n_hidden
         self.embedding = Embedding(V, d, rng=rng)
-        self.drop_in = Dropout(config.dropout, seed=config.seed + 1)
+        self.drop_in = Dropout(config.dropout, seed=derive_seed(config.seed, 1))
         self.rnn = self.layer_class(d, H, config.n_layer, dropout=config.dropout,
-                                    batch_first=False, rng=rng, seed=config.seed + 2)
-        self.drop_out = Dropout(config.dropout, seed=config.seed + 1000)
+                                    batch_first=False, rng=rng, seed=derive_seed(config.seed, 2))
+        self.drop_out = Dropout(config.dropout, seed=derive_seed(config.seed, 1000))
         if not config.tie_weights:
             self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))            # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                  # [V]
@@ -85,7 +88,7 @@ class RecurrentLM(LanguageModel):
                 p.assign(rng.uniform(-config.init_range, config.init_range,
                                      size=p.shape).astype(p.dtype))
         self._carry = None                # the state carried to the next forward
-        self._head_cache = self._loss_cache = None
+        self._head_cache = None
 
     @property
     def context_size(self):
@@ -122,21 +125,15 @@ class RecurrentLM(LanguageModel):
         self._check_carry(idx)
         logits, state = self._run(idx, self._carry)
         self._carry = self._detach(state)
-        self._loss_cache = None
-        loss = None
-        if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(f"targets {targets.shape} must have the shape of idx {idx.shape}.")
-            loss, self._loss_cache = cross_entropy_forward(logits, targets.T)
+        if targets is not None and targets.shape != idx.shape:
+            raise ValueError(f"targets {targets.shape} must have the shape of idx {idx.shape}.")
+        loss = self._loss(logits, None if targets is None else targets.T)   # time-major
         return logits.transpose(1, 0, 2), loss
 
     def backward(self, dloss=1.0):
         """Back-propagate the last loss into every parameter's grad (within the window: the
         carried state is a constant)."""
-        if self._loss_cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() needs forward(idx, targets) "
-                               "with targets first.")
-        dlogits = cross_entropy_backward(dloss, self._loss_cache)   # [T, B, V]
+        dlogits = self._dlogits(dloss)                              # [T, B, V]
         T, B, V = dlogits.shape
         dhs, dW, db = linear_backward(dlogits.reshape(T * B, V), self._head_cache)  # [T*B, H]
         if self.config.tie_weights:

@@ -20,7 +20,7 @@ from tinylm.models import MODEL_REGISTRY
 from tinylm.train.config import TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME, fit_counts, train
 from tinylm.train.presets import get_preset
-from tinylm.train.setup import build_model, prepare_data
+from tinylm.train.setup import build_model, prepare_data, with_training_window
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -49,10 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="KEY=VALUE", help="override a model configuration field")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt")
     for field in dataclasses.fields(TrainConfig):
-        if field.name == "extra":
-            continue
         flag = "--" + field.name.replace("_", "-")
-        default_type = type(field.default)
+        default_type = int if field.default is None else type(field.default)   # block_size
         if default_type is bool:
             parser.add_argument(flag, type=_bool, default=None, metavar="BOOL")
         elif default_type is tuple:
@@ -104,10 +102,11 @@ def main(argv) -> int:
     else:
         data.tokenizer.save(tokenizer_path)
     model = build_model(args.model, model_config, data.tokenizer.vocab_size)
+    cfg = with_training_window(cfg, model)
     print(f"{args.model}: {model.num_parameters():,} parameters; {len(data.train):,} training "
           f"and {len(data.val):,} validation tokens; vocabulary {data.tokenizer.vocab_size}")
     started = time.perf_counter()
-    if hasattr(model, "fit"):          # count-based (n-gram): counting replaces training
+    if not model.trainable:            # count-based (n-gram): counting replaces training
         run = fit_counts(model, args.model, cfg, data.train, data.val)
     else:
         run = train(model, args.model, cfg, data.train, data.val, resume=args.resume)
@@ -115,5 +114,5 @@ def main(argv) -> int:
     print(f"done in {time.perf_counter() - started:.1f} s: val loss {final['val_loss']:.4f}, "
           f"val perplexity {final['val_perplexity']:.2f}")
     print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.npz"
-          + ("" if hasattr(model, "fit") else f"  loss curve: {out_dir / 'loss.png'}"))
+          + (f"  loss curve: {out_dir / 'loss.png'}" if model.trainable else ""))
     return 0

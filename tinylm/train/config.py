@@ -8,7 +8,7 @@ JSON, so a run can be resumed or reproduced exactly.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -20,7 +20,8 @@ class TrainConfig:
     val_fraction: float = 0.1            # datasets without their own split: last 10% is validation
     batching: str = "random"             # "random" windows (nanoGPT) or "sequential" streams (PTB)
     batch_size: int = 32
-    block_size: int = 64                 # tokens per training window (BPTT length for RNNs)
+    block_size: int | None = None        # tokens per training window (BPTT length for RNNs);
+                                         #   None: the model's context (setup.with_training_window)
     # optimisation
     optimizer: str = "adamw"             # "adamw", "adam" or "sgd"
     lr: float = 1e-3
@@ -49,7 +50,6 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "cpu"                  # "cpu" or "gpu" (CuPy)
     progress: bool = True                # tqdm progress bar
-    extra: dict = field(default_factory=dict)   # family-specific settings a preset may need
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,9 +1,11 @@
 """Everything a training run needs before its first step: data, tokenizer, model, optimizer.
 
-    prepare_data(cfg)            -> PreparedData(tokenizer, train, val, test)
-    build_model(name, model_config, vocab_size, cfg)
-    build_optimizer(model, cfg)  -> SGD / Adam / AdamW, weight decay on matrices only
-    build_batcher(train_ids, cfg)
+    prepare_data(cfg)                            -> PreparedData(tokenizer, train, val, test)
+    build_model(name, model_config, vocab_size)  -> the model, vocab_size from the tokenizer
+    with_training_window(cfg, model)             -> cfg with block_size filled in and checked
+    build_optimizer(model, cfg)                  -> SGD / Adam / AdamW, weight decay on matrices
+    build_batcher(train_ids, cfg)                -> random windows or sequential streams
+    total_iters(cfg, batcher)                    -> the number of optimizer steps
 
 Datasets with their own splits (PTB) use them; the others are split by ``val_fraction``
 (first 90% train, last 10% validation, as nanoGPT).
@@ -11,6 +13,7 @@ Datasets with their own splits (PTB) use them; the others are split by ``val_fra
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy
@@ -62,6 +65,27 @@ def build_model(name: str, model_config: dict, vocab_size: int):
     return get_model_class(name).from_config(config)
 
 
+def with_training_window(cfg, model):
+    """cfg with ``block_size`` (tokens per training window) resolved against the model.
+
+    None means the model's context (``model.context_size``: GPT's block_size, the MLP's
+    window, the n-gram's N - 1); a model with an unbounded context (recurrent) needs an
+    explicit value. A window longer than ``model.longest_window`` (GPT) is an error.
+    """
+    window = model.context_size if cfg.block_size is None else cfg.block_size
+    if window is None:
+        raise ValueError(f"{type(model).__name__} has no fixed context: set the training "
+                         "window with TrainConfig.block_size (--block-size).")
+    if window < 1:
+        raise ValueError(f"TrainConfig.block_size={window} must be an integer >= 1.")
+    limit = model.longest_window
+    if limit is not None and window > limit:
+        raise ValueError(f"TrainConfig.block_size={window} is longer than the model's "
+                         f"block_size={limit}; lower --block-size or raise --model "
+                         f"block_size (or leave --block-size unset to use the model's).")
+    return dataclasses.replace(cfg, block_size=window)
+
+
 def build_optimizer(model, cfg):
     """Weight decay applies to matrices (ndim >= 2) only, never to biases or norms."""
     params = model.parameters()
@@ -80,6 +104,10 @@ def build_optimizer(model, cfg):
 
 
 def build_batcher(train_ids, cfg):
+    """Windows of cfg.block_size tokens (resolved first by ``with_training_window``)."""
+    if cfg.block_size is None:
+        raise ValueError("TrainConfig.block_size is unset: resolve it against the model with "
+                         "with_training_window(cfg, model) before building the batcher.")
     if cfg.batching == "random":
         return RandomWindowBatcher(train_ids, cfg.batch_size, cfg.block_size, seed=cfg.seed)
     if cfg.batching == "sequential":

@@ -9,6 +9,7 @@
 
 Common to both, from nanoGPT's train.py: AdamW with betas (0.9, 0.99), weight decay 0.1 on
 matrices only, global gradient clipping at 1.0, 100 warm-up iterations.
+The training window is the model's block_size (TrainConfig.block_size left unset).
 Validation here is the whole validation split (eval_iters 0) at every evaluation, not an
 estimate from 20/200 random batches as in nanoGPT.
 """
@@ -23,7 +24,7 @@ PRESETS = {
         "model": "gpt",
         "model_config": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128,
                          "dropout": 0.0},
-        "train": {**_COMMON, "batch_size": 12, "block_size": 64, "max_iters": 2000,
+        "train": {**_COMMON, "batch_size": 12, "max_iters": 2000,
                   "lr_decay_iters": 2000, "eval_interval": 250, "log_interval": 10,
                   "out_dir": "runs/shakespeare-char-cpu"},
     },
@@ -31,7 +32,7 @@ PRESETS = {
         "model": "gpt",
         "model_config": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384,
                          "dropout": 0.2},
-        "train": {**_COMMON, "batch_size": 64, "block_size": 256, "max_iters": 5000,
+        "train": {**_COMMON, "batch_size": 64, "max_iters": 5000,
                   "lr_decay_iters": 5000, "eval_interval": 250, "log_interval": 10,
                   "out_dir": "runs/shakespeare-char"},
     },

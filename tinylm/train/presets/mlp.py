@@ -6,9 +6,10 @@ PRESETS = {
     # against 1.642) or a 16-character one without dropout (1.743); chapter 03, section 10.
     "shakespeare-char-mlp": {
         "model": "mlp",
-        "model_config": {"context": 6, "embd": 32, "hidden": 768, "embd_std": 1.0,
+        "model_config": {"block_size": 6, "n_embd": 32, "n_hidden": 768, "embd_std": 1.0,
                          "dropout": 0.15},
         "train": {"dataset": "tinyshakespeare", "tokenizer": "char", "batching": "random",
+                  # 64 positions per training row, each predicted from its own 6-token window
                   "batch_size": 32, "block_size": 64, "optimizer": "adamw", "lr": 3e-3,
                   "betas": (0.9, 0.99), "weight_decay": 0.01, "grad_clip": 1.0,
                   "schedule": "cosine", "warmup_iters": 100, "min_lr": 3e-4,
@@ -22,7 +23,7 @@ PRESETS = {
 # the model that beats the best n-gram of orders 1-5 (1.5665 against 1.5882).
 PRESETS["shakespeare-char-mlp-large"] = {
     "model": "mlp",
-    "model_config": {"context": 6, "embd": 48, "hidden": 1536, "embd_std": 1.0,
+    "model_config": {"block_size": 6, "n_embd": 48, "n_hidden": 1536, "embd_std": 1.0,
                      "dropout": 0.3},
     "train": dict(PRESETS["shakespeare-char-mlp"]["train"], max_iters=16000, min_lr=1e-4,
                   eval_interval=2000, out_dir="runs/shakespeare-char-mlp-large"),
