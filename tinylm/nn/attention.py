@@ -13,7 +13,7 @@ as in nanoGPT/GPT-2.
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module
+from tinylm.backend import derive_seed, get_array_module
 from tinylm.functional.attention import (attention_heads_backward, attention_heads_forward,
                                          merge_heads, scaled_dot_product_attention_forward,
                                          split_qkv)
@@ -64,7 +64,7 @@ class MultiHeadAttention(Module):
             raise ValueError(f"MultiHeadAttention: dropout={dropout} must lie in [0, 1).")
         self.attn_pdrop = dropout                                # on P [B, H, T, T]
         self.attn_dropout = DropoutRng(seed=seed)                # its generator
-        self.resid_dropout = Dropout(dropout, seed=seed + 1)
+        self.resid_dropout = Dropout(dropout, seed=derive_seed(seed, 1))
 
     def forward(self, x, mask=None):
         """x [B, T, D] -> [B, T, D]; ``mask`` bool [B, 1, Tq|1, T], True = may attend."""

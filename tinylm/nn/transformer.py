@@ -12,6 +12,7 @@ tinylm/functional/transformer_block.py; backward here chains the modules' backwa
 
 from __future__ import annotations
 
+from tinylm.backend import derive_seed
 from tinylm.nn.activation import GELU
 from tinylm.nn.attention import KVCache, MultiHeadAttention
 from tinylm.nn.dropout import Dropout
@@ -48,7 +49,7 @@ class Block(Module):
         self.ln_1 = LayerNorm(n_embd)
         self.attn = MultiHeadAttention(n_embd, n_head, dropout, causal=True, rng=rng, seed=seed)
         self.ln_2 = LayerNorm(n_embd)
-        self.mlp = MLP(n_embd, dropout, rng=rng, seed=seed + 2)
+        self.mlp = MLP(n_embd, dropout, rng=rng, seed=derive_seed(seed, 2))
 
     def forward(self, x):
         """x [B, T, D] -> [B, T, D]."""
