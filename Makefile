@@ -1,6 +1,7 @@
 # tinylm: two commands on a fresh machine.
 #   make demo   -- virtual environment, install, train a char-level MLP LM on Tiny Shakespeare, sample
 #   make test   -- install the test dependencies and run the whole suite (notebooks included)
+#   make notebooks -- install, then open the notebooks in JupyterLab
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 DEMO_DIR ?= runs/shakespeare-char-mlp
 
-.PHONY: install dev demo test test-fast gpu-test bench clean
+.PHONY: install dev demo notebooks test test-fast gpu-test bench clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ dev: $(VENV)/.dev-installed
 demo: install
 	$(BIN)/tinylm train mlp --preset shakespeare-char-mlp --out-dir $(DEMO_DIR)
 	$(BIN)/tinylm generate $(DEMO_DIR) --prompt "ROMEO:" --max-new-tokens 400 --temperature 0.8 --seed 1
+
+notebooks: install
+	$(BIN)/jupyter lab notebooks/
 
 test: dev
 	$(PY) -m pytest -q -n 2 --dist loadfile

@@ -13,7 +13,8 @@ Layer 1 of the house; everything else imports from here and nothing here imports
   ``TINYLM_KERNELS`` must not be ``reference`` (``TINYLM_KERNELS=reference`` forces the plain
   array-module implementations everywhere, which is how the kernels are tested).
 
-See chapter 11 (efficiency) for how the kernels and the GPU path fit together.
+Chapter 07, section 8 ("Making it fast on a CPU"), shows how the kernels fit in; a chapter on
+efficiency, the GPU path included, is planned.
 """
 
 from __future__ import annotations

@@ -142,8 +142,9 @@ ax.legend(loc="lower right")
 fig.tight_layout()
 save(fig, "03-finite-differences.png")"""),
     ("md", r"""In float64 the central difference reaches about $10^{-11}$ near $h = 10^{-5}$ to
-$10^{-6}$; in float32 it never gets below about $10^{-5}$, far too coarse to tell a correct
-backward from one with a small bug. That is why every gradient check in tinylm runs in
+$10^{-6}$; in float32 the error near its best step is noisy, mostly $10^{-6}$ to $10^{-5}$
+and $10^{-7}$ only at a few lucky steps: four to five orders of magnitude worse and unpredictable,
+too coarse to tell a correct backward from one with a small bug. That is why every gradient check in tinylm runs in
 float64 with $h = 10^{-6}$."""),
     ("md", r"""## 4. Backpropagation（反向传播）through a whole MLP
 

@@ -152,11 +152,22 @@ for layer in range(L):
         axes[layer][head].set_xticks([]); axes[layer][head].set_yticks([])
 plt.tight_layout(); plt.show()
 
-# Where does each head of the last layer look from the final position?
-last = maps[-1][0, :, -1]                         # [H, T]
-for head in range(H):
-    top = np.argsort(last[head])[::-1][:3]
-    print(f"head {head}: " + ", ".join(f"{chars[j]!r}@{j} ({last[head, j]:.2f})" for j in top))"""),
+# Where does each head look? For every query position t, the key with the largest weight:
+# how often is it the previous character, the latest space, the latest newline (at or before t)?
+seq = ids[0]
+def latest(token_id, t):
+    earlier = np.flatnonzero(seq[:t + 1] == token_id)
+    return earlier[-1] if earlier.size else -1
+space, newline = tok.encode(" ")[0], tok.encode("\n")[0]
+for layer in range(L):
+    for head in range(H):
+        strongest = maps[layer][0, head].argmax(axis=-1)          # [T]
+        ts = range(1, len(seq))
+        prev = np.mean([strongest[t] == t - 1 for t in ts])
+        sp = np.mean([strongest[t] == latest(space, t) for t in ts])
+        nl = np.mean([strongest[t] == latest(newline, t) for t in ts])
+        print(f"layer {layer}, head {head}: previous character {prev:4.0%}, "
+              f"latest space {sp:4.0%}, latest newline {nl:4.0%}")"""),
     ("code", r"""prompt = np.asarray(tok.encode("\n"), dtype=np.int64)[None, :]
 new = generate(model, prompt, 200 if not FAST else 60, np.random.default_rng(0), temperature=0.8)
 print(tok.decode([int(i) for i in new[0]]))"""),

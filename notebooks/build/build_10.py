@@ -86,7 +86,7 @@ labels = [repr(tok.decode([int(i)]))[1:-1] for i in order]
 
 fig, axes = plt.subplots(1, 4, figsize=(14, 3), sharey=True)
 settings = [("tau = 0.5", 0.5, None, None), ("tau = 1", 1.0, None, None),
-            ("tau = 1.5", 1.5, None, None), ("tau = 1, top-p 0.9", 1.0, None, 0.9)]
+            ("tau = 2", 2.0, None, None), ("tau = 1, top-p 0.9", 1.0, None, 0.9)]
 for ax, (title, tau, k, p) in zip(axes, settings):
     probs, _ = softmax_forward(filter_logits(z[None] / tau, k, p))
     ax.bar(range(len(order)), probs[0, order])

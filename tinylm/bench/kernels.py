@@ -22,7 +22,8 @@ once it has used ``--budget`` seconds. What each row times:
   (torch: ``F.scaled_dot_product_attention(..., is_causal=True)`` and ``.backward(dy)``);
   the "numba" column is tinylm's CPU path, BLAS products plus numba rows.
 
-Chapter 11 (efficiency) discusses the figures.
+Chapter 07, section 8 ("Making it fast on a CPU"), discusses such figures for the transformer;
+a chapter on efficiency is planned.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ from tinylm.nn.module import Module
 
 
 class ModuleList(Module):
-    """Children named '0', '1', ... so checkpoints read ``blocks.0.attn.weight``."""
+    """Children named '0', '1', ... in the order appended, so parameter and checkpoint names
+    carry the index: ``GPT.h`` is a ModuleList and its first block's QKV weight is
+    ``h.0.attn.c_attn.weight``. Indexing (``blocks[i]``, slices give a plain list), ``len``
+    and iteration follow that order. A ModuleList has no forward of its own."""
 
     def __init__(self, modules=()):
         super().__init__()
@@ -27,7 +30,9 @@ class ModuleList(Module):
 
 
 class Sequential(ModuleList):
-    """forward applies the children in order; backward runs them in reverse."""
+    """``forward(x)`` feeds x through the children in order (each takes one input and returns
+    one output); ``backward(dy)`` calls their ``backward`` in reverse order and returns the
+    gradient of the input. Each child keeps its own cache from its last forward."""
 
     def __init__(self, *modules: Module):
         super().__init__(modules)
