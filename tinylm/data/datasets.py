@@ -127,7 +127,7 @@ DATASETS: dict[str, DatasetFile] = {
                          "ca5d74f7fdb9d5a6acc22a7c8b4395228cad4bb8be53df44c19ba83ab6983b20"),
     "poetry.license": _poetry("LICENSE", "LICENSE",
                               "c195319aeaa3ffcbe16aa5d26eec19eae5a42f84337dd2b3dc3c9d5ccbbd6507"),
-    # word-embedding evaluation sets (chapter 05)
+    # word-embedding evaluation sets (for the planned word-embedding chapter)
     "analogies": DatasetFile(
         "word_similarity/questions-words.txt",
         "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36",
@@ -140,7 +140,7 @@ DATASETS: dict[str, DatasetFile] = {
         "word_similarity/simlex999.txt",
         "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d",
         f"{_GENSIM_DATA}/simlex999.txt"),
-    # deep-learning-from-scratch-2's toy sequence-to-sequence tasks (chapter 08)
+    # deep-learning-from-scratch-2's toy seq2seq tasks (for the planned translation chapter)
     "addition": DatasetFile(
         "seq2seq_toy/addition.txt",
         "34e0746f5014c11311c9452ee9050bf14e38eca44ec4aaf4d81eba2b38674009",
@@ -153,7 +153,7 @@ DATASETS: dict[str, DatasetFile] = {
         "seq2seq_toy/LICENSE.md",
         "60bfbc736349bfd022315c60d09ca8f98759f19e22ac57cb5f4fa886d63b646e",
         f"{_DLFS2}/LICENSE.md"),
-    # sentence polarity v1.0 (MR), latin-1 encoded (chapter 09)
+    # sentence polarity v1.0 (MR), latin-1 encoded (for the planned fine-tuning chapter)
     "mr.pos": DatasetFile(
         "sentiment/rt-polarity.pos",
         "d79ef14009bbf87cd6be21f91c3ea1a3cbcb73b34dfb4231aef7bbcd7677abc4",
@@ -162,7 +162,7 @@ DATASETS: dict[str, DatasetFile] = {
         "sentiment/rt-polarity.neg",
         "4af43bf489620b498a0852c5a8c6a535155dec7985fdfea782b8f7756b957ccc",
         f"{_MR}/rt-polarity.neg", encoding="latin-1"),
-    # OpenAI's byte-level BPE ranks and merges (chapter 02)
+    # OpenAI's byte-level BPE ranks and merges (chapter 02, tokenizers)
     "gpt2.tiktoken": DatasetFile(
         "gpt2_tokenizer/r50k_base.tiktoken",
         "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
