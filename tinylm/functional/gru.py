@@ -92,7 +92,7 @@ def gru_step_backward_reference(dh_out, dh_next, gates, h_prev, hn, dxg, dhg):
     dh_next[...] = dh * z
 
 
-def gru_step_forward(pre, hg, b_h, h_prev, hn, h):
+def gru_step_forward_into(pre, hg, b_h, h_prev, hn, h):
     """pre [B, 3H] (in: x W_x + b_x, out: r, z, n), hg [B, 3H] = h_prev W_h, b_h [3H]
     -> hn = h_prev W_hn + b_hn [B, H], h [B, H] (written in place)."""
     if use_numba(pre, hg, b_h, h_prev, hn, h):
@@ -100,7 +100,7 @@ def gru_step_forward(pre, hg, b_h, h_prev, hn, h):
     gru_step_forward_reference(pre, hg, b_h, h_prev, hn, h)
 
 
-def gru_step_backward(dh_out, dh_next, gates, h_prev, hn, dxg, dhg):
+def gru_step_backward_into(dh_out, dh_next, gates, h_prev, hn, dxg, dhg):
     """-> dxg = dL/d(x W_x + b_x), dhg = dL/d(h W_h + b_h) [B, 3H]; dh_next [B, H]
     (in: dL/dh_t from step t+1, out: the direct part dL/dh_{t-1} = dh z)."""
     if use_numba(dh_out, dh_next, gates, h_prev, hn, dxg, dhg):
@@ -114,7 +114,7 @@ def gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
     xp = get_array_module(x)
     gates = x @ W_x + b_x                                   # [B, 3H]: x W_x + b_x, then r, z, n
     hn, h = xp.empty_like(h_prev), xp.empty_like(h_prev)    # hn = h_prev W_hn + b_hn
-    gru_step_forward(gates, h_prev @ W_h, b_h, h_prev, hn, h)
+    gru_step_forward_into(gates, h_prev @ W_h, b_h, h_prev, hn, h)
     return h, GRUCellCache(x, h_prev, W_x, W_h, gates, hn)
 
 
@@ -124,7 +124,7 @@ def gru_cell_backward(dh, cache):
     xp = get_array_module(x)
     dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)   # [B, 3H]
     dh_prev = xp.zeros_like(h_prev)                         # becomes the direct part dh * z
-    gru_step_backward(dh, dh_prev, gates, h_prev, hn, dxg, dhg)
+    gru_step_backward_into(dh, dh_prev, gates, h_prev, hn, dxg, dhg)
     dh_prev += dhg @ W_h.T
     return (dxg @ W_x.T, dh_prev, x.T @ dxg, h_prev.T @ dhg,
             dxg.sum(axis=0), dhg.sum(axis=0))
@@ -166,7 +166,7 @@ def _recurrence_forward(gates, h0, W_h, b_h):
     with time_loop_blas():                          # BLAS threads: tinylm/kernels/threads.py
         for t in range(T):
             xp.matmul(hs[t], W_h, out=hg)
-            gru_step_forward(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
+            gru_step_forward_into(gates[t], hg, b_h, hs[t], hns[t], hs[t + 1])
     return hs[1:], GRURecurrenceCache(W_h, gates, hs, hns)
 
 
@@ -181,7 +181,7 @@ def gru_recurrence_backward(dhs, cache):
     W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
     with time_loop_blas():
         for t in reversed(range(gates.shape[0])):
-            gru_step_backward(dhs[t], dh_next, gates[t], hs[t], hns[t], dxg[t], dhg[t])
+            gru_step_backward_into(dhs[t], dh_next, gates[t], hs[t], hns[t], dxg[t], dhg[t])
             xp.matmul(dhg[t], W_hT, out=recurrent)
             dh_next += recurrent
     return dxg, dh_next, recurrent_weight_gradient(hs[:-1], dhg), dhg.sum(axis=(0, 1))

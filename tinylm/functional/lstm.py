@@ -96,7 +96,7 @@ def lstm_step_backward_reference(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpr
     dc[...] = dct * f
 
 
-def lstm_step_forward(pre, hg, c_prev, c, tanh_c, h):
+def lstm_step_forward_into(pre, hg, c_prev, c, tanh_c, h):
     """pre [B, 4H] (in: x W_x + b, out: i, f, g, o), hg [B, 4H], c_prev [B, H]
     -> c, tanh_c, h [B, H] (written in place)."""
     if use_numba(pre, hg, c_prev, c, tanh_c, h):
@@ -104,7 +104,7 @@ def lstm_step_forward(pre, hg, c_prev, c, tanh_c, h):
     lstm_step_forward_reference(pre, hg, c_prev, c, tanh_c, h)
 
 
-def lstm_step_backward(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
+def lstm_step_backward_into(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
     """dc [B, H] (in: dL/dc_t from step t+1, out: dL/dc_{t-1}); -> dpre [B, 4H]."""
     if use_numba(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
         return recurrent_kernel.lstm_step_backward(dh_out, dh_next, dc, gates, c_prev, tanh_c,
@@ -118,7 +118,7 @@ def lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
     xp = get_array_module(x)
     gates = x @ W_x + b                                     # [B, 4H]: x W_x + b, then i, f, g, o
     c, tanh_c, h = (xp.empty_like(c_prev) for _ in range(3))
-    lstm_step_forward(gates, h_prev @ W_h, c_prev, c, tanh_c, h)
+    lstm_step_forward_into(gates, h_prev @ W_h, c_prev, c, tanh_c, h)
     return (h, c), LSTMCellCache(x, h_prev, c_prev, W_x, W_h, gates, tanh_c)
 
 
@@ -129,7 +129,7 @@ def lstm_cell_backward(dout, cache):
     dh, dc = dout
     dc_prev = xp.zeros_like(c_prev) if dc is None else dc.astype(c_prev.dtype, copy=True)
     da = xp.empty_like(gates)                               # [B, 4H]
-    lstm_step_backward(dh, xp.zeros_like(dh), dc_prev, gates, c_prev, tanh_c, da)
+    lstm_step_backward_into(dh, xp.zeros_like(dh), dc_prev, gates, c_prev, tanh_c, da)
     return da @ W_x.T, da @ W_h.T, dc_prev, x.T @ da, h_prev.T @ da, da.sum(axis=0)
 
 
@@ -173,7 +173,7 @@ def _recurrence_forward(gates, h0, c0, W_h):
     with time_loop_blas():                          # BLAS threads: tinylm/kernels/threads.py
         for t in range(T):
             xp.matmul(hs[t], W_h, out=hg)
-            lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+            lstm_step_forward_into(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
     return (hs[1:], cs[1:]), LSTMRecurrenceCache(W_h, gates, hs, cs, tanh_cs)
 
 
@@ -190,7 +190,7 @@ def lstm_recurrence_backward(dout, cache):
         for t in reversed(range(gates.shape[0])):
             if dcs is not None:
                 dc += dcs[t]
-            lstm_step_backward(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
+            lstm_step_backward_into(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
             xp.matmul(da[t], W_hT, out=dh_next)
     return da, dh_next, dc, recurrent_weight_gradient(hs[:-1], da)
 

@@ -32,14 +32,14 @@ are then one contiguous block, which the per-step matmul and kernel want. The la
 tinylm/nn/recurrent.py accept batch-first input and transpose. The speed comes from:
 x W_x + b for all T steps in one matmul before the loop (the linear pair of
 tinylm/functional/linear.py, whose backward also gives dx, dW_x and db over all T * B rows
-at once); per step only h W_h (into a
-preallocated buffer) and one fused step (``rnn_step_forward`` below: the reference in
-array-module code, or its numba kernel in tinylm/kernels/recurrent.py); after the loop dW_h
-as one matmul over all T * B rows.
+at once); per step only h W_h (into a preallocated buffer) and one fused step
+(``rnn_step_forward_into`` below: the reference in array-module code, or its numba kernel in
+tinylm/kernels/recurrent.py); after the loop dW_h as one matmul over all T * B rows.
 
-The step functions write into arrays the caller allocated once per sequence. ``pre`` holds
-x_t W_x + b (the input projection), ``hg`` holds h_{t-1} W_h; ``dh_out`` is dL/dh_t arriving
-from the layer's output, ``dh_next`` the part arriving from step t+1.
+The step functions (``*_step_forward_into``, ``*_step_backward_into``; no cache, so not
+forward/backward pairs) write into arrays the caller allocated once per sequence. ``pre``
+holds x_t W_x + b (the input projection), ``hg`` holds h_{t-1} W_h; ``dh_out`` is dL/dh_t
+arriving from the layer's output, ``dh_next`` the part arriving from step t+1.
 
 The helpers at the bottom are shared by tinylm/functional/lstm.py and gru.py.
 """
@@ -87,14 +87,14 @@ def rnn_step_backward_reference(dh_out, dh_next, h, dpre):
     dpre[...] = (dh_out + dh_next) * (1.0 - h * h)
 
 
-def rnn_step_forward(pre, hg, h):
+def rnn_step_forward_into(pre, hg, h):
     """pre, hg [B, H] -> h [B, H] (written in place)."""
     if use_numba(pre, hg, h):
         return recurrent_kernel.rnn_step_forward(pre, hg, h)
     rnn_step_forward_reference(pre, hg, h)
 
 
-def rnn_step_backward(dh_out, dh_next, h, dpre):
+def rnn_step_backward_into(dh_out, dh_next, h, dpre):
     """-> dpre [B, H] = dL/d(pre-activation) (written in place)."""
     if use_numba(dh_out, dh_next, h, dpre):
         return recurrent_kernel.rnn_step_backward(dh_out, dh_next, h, dpre)
@@ -107,7 +107,7 @@ def rnn_cell_forward(x, h_prev, W_x, W_h, b):
     xp = get_array_module(x)
     pre = x @ W_x + b                                       # [B, H]
     h = xp.empty_like(h_prev)                               # [B, H]
-    rnn_step_forward(pre, h_prev @ W_h, h)
+    rnn_step_forward_into(pre, h_prev @ W_h, h)
     return h, RNNCellCache(x, h_prev, W_x, W_h, h)
 
 
@@ -116,7 +116,7 @@ def rnn_cell_backward(dh, cache):
     x, h_prev, W_x, W_h, h = cache
     xp = get_array_module(dh)
     da = xp.empty_like(h)                                   # [B, H]
-    rnn_step_backward(dh, xp.zeros_like(dh), h, da)
+    rnn_step_backward_into(dh, xp.zeros_like(dh), h, da)
     return da @ W_x.T, da @ W_h.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
 
 
@@ -155,7 +155,7 @@ def _recurrence_forward(pre, h0, W_h):
     with time_loop_blas():                          # BLAS threads: tinylm/kernels/threads.py
         for t in range(T):
             xp.matmul(hs[t], W_h, out=hg)
-            rnn_step_forward(pre[t], hg, hs[t + 1])
+            rnn_step_forward_into(pre[t], hg, hs[t + 1])
     return hs[1:], RNNRecurrenceCache(W_h, hs)
 
 
@@ -169,7 +169,7 @@ def rnn_recurrence_backward(dhs, cache):
     W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
     with time_loop_blas():
         for t in reversed(range(da.shape[0])):
-            rnn_step_backward(dhs[t], dh_next, hs[t + 1], da[t])
+            rnn_step_backward_into(dhs[t], dh_next, hs[t + 1], da[t])
             xp.matmul(da[t], W_hT, out=dh_next)
     return da, dh_next, recurrent_weight_gradient(hs[:-1], da)
 

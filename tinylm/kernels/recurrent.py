@@ -58,6 +58,7 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def rnn_step_forward(pre, hg, h):
+        """rnn_step_forward_reference in tinylm/functional/rnn.py, fused."""
         B, H = h.shape
         for b in range(B):
             a, q, hb = pre[b], hg[b], h[b]
@@ -66,6 +67,7 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def rnn_step_backward(dh_out, dh_next, h, dpre):
+        """rnn_step_backward_reference in tinylm/functional/rnn.py, fused."""
         B, H = h.shape
         one = h.dtype.type(1.0)
         for b in range(B):
@@ -75,6 +77,7 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def lstm_step_forward(pre, hg, c_prev, c, tanh_c, h):
+        """lstm_step_forward_reference in tinylm/functional/lstm.py, fused."""
         B, H = c.shape
         for b in range(B):
             ai, af, ag, ao = pre[b, :H], pre[b, H:2 * H], pre[b, 2 * H:3 * H], pre[b, 3 * H:]
@@ -97,6 +100,7 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def lstm_step_backward(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
+        """lstm_step_backward_reference in tinylm/functional/lstm.py, fused."""
         B, H = dc.shape
         one = dc.dtype.type(1.0)
         for b in range(B):
@@ -117,6 +121,7 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def gru_step_forward(pre, hg, b_h, h_prev, hn, h):
+        """gru_step_forward_reference in tinylm/functional/gru.py, fused."""
         B, H = h.shape
         one = h.dtype.type(1.0)
         br, bz, bn = b_h[:H], b_h[H:2 * H], b_h[2 * H:]
@@ -137,6 +142,7 @@ if NUMBA_AVAILABLE:
 
     @numba.njit(**JIT)
     def gru_step_backward(dh_out, dh_next, gates, h_prev, hn, dxg, dhg):
+        """gru_step_backward_reference in tinylm/functional/gru.py, fused."""
         B, H = hn.shape
         one = hn.dtype.type(1.0)
         for b in range(B):
