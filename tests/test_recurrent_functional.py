@@ -17,8 +17,8 @@ from tinylm.functional import gru, lstm, rnn
 from tinylm.functional.gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from tinylm.functional.lstm import (lstm_backward, lstm_cell_backward, lstm_cell_forward,
                                     lstm_forward)
-from tinylm.functional.rnn import (recurrent_inputs, rnn_backward, rnn_cell_backward,
-                                   rnn_cell_forward, rnn_forward, sigmoid)
+from tinylm.functional.rnn import (gate_sigmoid, recurrent_inputs, rnn_backward,
+                                   rnn_cell_backward, rnn_cell_forward, rnn_forward)
 from tinylm.gradcheck import check_gradients
 from tinylm.kernels import recurrent as K
 from tinylm.kernels.threads import LOOP_THREADS_ENV_VAR
@@ -182,8 +182,8 @@ def test_shape_errors_name_the_problem(rng):
 def _kernel_cases(rng, dtype, B=5, H=37):
     """Random inputs for each step kernel (H odd, so vector loops have remainders)."""
     r = lambda *shape: (1.5 * rng.standard_normal(shape)).astype(dtype)  # noqa: E731
-    gates4 = sigmoid(r(B, 4 * H))                                     # plausible activations
-    gates3 = sigmoid(r(B, 3 * H))
+    gates4 = gate_sigmoid(r(B, 4 * H))                                # plausible activations
+    gates3 = gate_sigmoid(r(B, 3 * H))
     return {
         "rnn_step_forward": (lambda: [r(B, H), r(B, H), np.empty((B, H), dtype)], [2]),
         "rnn_step_backward": (lambda: [r(B, H), r(B, H), np.tanh(r(B, H)),

@@ -38,8 +38,8 @@ from typing import NamedTuple
 from tinylm.backend import get_array_module, use_numba
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.functional.rnn import (SequenceCache, check_cell_inputs, check_recurrence_inputs,
-                                   check_sequence_inputs, recurrence_inputs, recurrent_inputs,
-                                   recurrent_weight_gradient, sigmoid)
+                                   check_sequence_inputs, gate_sigmoid, recurrence_inputs,
+                                   recurrent_inputs, recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as recurrent_kernel
 from tinylm.kernels.threads import time_loop_blas
@@ -69,8 +69,8 @@ def gru_step_forward_reference(pre, hg, b_h, h_prev, hn, h):
     xp = get_array_module(pre)
     H = h.shape[1]
     hgb = hg + b_h                                                  # [B, 3H]
-    r = sigmoid(pre[:, :H] + hgb[:, :H])
-    z = sigmoid(pre[:, H:2 * H] + hgb[:, H:2 * H])
+    r = gate_sigmoid(pre[:, :H] + hgb[:, :H])
+    z = gate_sigmoid(pre[:, H:2 * H] + hgb[:, H:2 * H])
     hn[...] = hgb[:, 2 * H:]
     n = xp.tanh(pre[:, 2 * H:] + r * hn)
     h[...] = (1.0 - z) * n + z * h_prev

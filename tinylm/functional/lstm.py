@@ -40,8 +40,8 @@ from typing import NamedTuple
 from tinylm.backend import get_array_module, use_numba
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.functional.rnn import (SequenceCache, check_cell_inputs, check_recurrence_inputs,
-                                   check_sequence_inputs, recurrence_inputs, recurrent_inputs,
-                                   recurrent_weight_gradient, sigmoid)
+                                   check_sequence_inputs, gate_sigmoid, recurrence_inputs,
+                                   recurrent_inputs, recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import recurrent as recurrent_kernel
 from tinylm.kernels.threads import time_loop_blas
@@ -73,8 +73,8 @@ def lstm_step_forward_reference(pre, hg, c_prev, c, tanh_c, h):
     xp = get_array_module(pre)
     H = c.shape[1]
     a = pre + hg                                                    # [B, 4H]
-    i, f = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H])                # [B, H] each
-    g, o = xp.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
+    i, f = gate_sigmoid(a[:, :H]), gate_sigmoid(a[:, H:2 * H])      # [B, H] each
+    g, o = xp.tanh(a[:, 2 * H:3 * H]), gate_sigmoid(a[:, 3 * H:])
     c[...] = f * c_prev + i * g
     tanh_c[...] = xp.tanh(c)
     h[...] = o * tanh_c

@@ -240,7 +240,7 @@ def recurrence_inputs(rng, batch_shape, H: int, gates: int, *states, biases=()):
     return {"pre": rng.standard_normal((*batch_shape, gates * H)), **inputs}
 
 
-def sigmoid(x):
+def gate_sigmoid(x):
     """The logistic sigmoid of the gates, s(x) = (1 + tanh(x / 2)) / 2 (exact and stable; the
     kernels compute it the same way)."""
     xp = get_array_module(x)
