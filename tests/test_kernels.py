@@ -15,8 +15,9 @@ import tinylm.kernels
 from tinylm import backend
 from tinylm.functional.attention import attention_heads_forward
 from tinylm.functional.dropout import dropout_forward
+from tinylm.functional.lstm import lstm_forward
 from tinylm.kernels import (adam, attention, cross_entropy, dropout, embedding, gelu, layernorm,
-                            tanh)
+                            recurrent, tanh)
 
 pytestmark = pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
 
@@ -148,6 +149,10 @@ NUMBA_FUNCTIONS = [   # (module, its serial numba kernel, a small call that reac
      lambda rng: attention_heads_forward(rng.standard_normal((2, 4, 6)), 1)),
     (tanh, "_tanh_rational", lambda rng: tanh.tanh(rng.standard_normal(5).astype(np.float32))),
     (dropout, "_apply", lambda rng: dropout_forward(rng.standard_normal(5), 0.3, rng)),
+    (recurrent, "lstm_step_forward",
+     lambda rng: lstm_forward(rng.standard_normal((2, 3, 4)), None, None,
+                              rng.standard_normal((4, 8)), rng.standard_normal((2, 8)),
+                              np.zeros(8))),
     (adam, "_adam_update_flat",
      lambda rng: adam.adam_update(*(rng.random(3) for _ in range(5)), 1e-3, 0.9, 0.99,
                                   1e-8, 0.1, True, 1)),
@@ -267,3 +272,14 @@ def test_split_over_threads_covers_the_range_once_and_restores_blas(monkeypatch)
         with pytest.raises(RuntimeError, match="worker failed"):
             threads.split_over_threads(fail, 7, work=10 ** 9)
         assert [lib.num_threads for lib in threads._blas_libraries()] == before
+
+
+@pytest.mark.parametrize("choice, single", [("1", True), ("blas", False)])
+def test_time_loop_blas_follows_tinylm_loop_threads_and_restores_blas(choice, single, monkeypatch):
+    from tinylm.kernels import threads
+    monkeypatch.setenv(threads.LOOP_THREADS_ENV_VAR, choice)
+    before = [lib.num_threads for lib in threads._blas_libraries()]
+    with threads.time_loop_blas():
+        inside = [lib.num_threads for lib in threads._blas_libraries()]
+    assert inside == ([1] * len(before) if single else before)
+    assert [lib.num_threads for lib in threads._blas_libraries()] == before

@@ -13,13 +13,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tinylm.functional import gru, lstm, rnn
 from tinylm.functional.gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from tinylm.functional.lstm import (lstm_backward, lstm_cell_backward, lstm_cell_forward,
                                     lstm_forward)
-from tinylm.functional.rnn import (recurrent_inputs, rnn_backward, rnn_cell_backward,
-                                   rnn_cell_forward, rnn_forward)
+from tinylm.functional.rnn import (gate_sigmoid, recurrent_inputs, rnn_backward,
+                                   rnn_cell_backward, rnn_cell_forward, rnn_forward)
 from tinylm.gradcheck import check_gradients
 from tinylm.kernels import recurrent as K
+from tinylm.kernels.threads import LOOP_THREADS_ENV_VAR
 
 TOLERANCE = 1e-7
 GRU_BIASES = ("b_x", "b_h")
@@ -180,8 +182,8 @@ def test_shape_errors_name_the_problem(rng):
 def _kernel_cases(rng, dtype, B=5, H=37):
     """Random inputs for each step kernel (H odd, so vector loops have remainders)."""
     r = lambda *shape: (1.5 * rng.standard_normal(shape)).astype(dtype)  # noqa: E731
-    gates4 = K._sigmoid(r(B, 4 * H))                                     # plausible activations
-    gates3 = K._sigmoid(r(B, 3 * H))
+    gates4 = gate_sigmoid(r(B, 4 * H))                                # plausible activations
+    gates3 = gate_sigmoid(r(B, 3 * H))
     return {
         "rnn_step_forward": (lambda: [r(B, H), r(B, H), np.empty((B, H), dtype)], [2]),
         "rnn_step_backward": (lambda: [r(B, H), r(B, H), np.tanh(r(B, H)),
@@ -206,8 +208,9 @@ def test_numba_kernels_agree_with_their_references(kernel, dtype, tol, rng):
     make, written = _kernel_cases(rng, dtype)[kernel]
     args = make()
     ref_args = [a.copy() for a in args]
-    getattr(K, f"_{kernel}_numba")(*args)
-    getattr(K, f"{kernel}_reference")(*ref_args)
+    getattr(K, kernel)(*args)
+    cell = {"rnn": rnn, "lstm": lstm, "gru": gru}[kernel.split("_")[0]]
+    getattr(cell, f"{kernel}_reference")(*ref_args)
     for i in written:
         assert args[i].dtype == dtype
         scale = max(1.0, float(np.abs(ref_args[i]).max()))
@@ -221,7 +224,7 @@ def test_fast_float32_tanh_is_accurate_everywhere():
     pytest.importorskip("numba")
     x = np.linspace(-12, 12, 200001).astype(np.float32)
     h = np.empty_like(x)[None]
-    K._rnn_step_forward_numba(x[None], np.zeros_like(x)[None], h)
+    K.rnn_step_forward(x[None], np.zeros_like(x)[None], h)
     err = np.abs(h[0].astype(np.float64) - np.tanh(x.astype(np.float64)))
     assert err.max() < 5e-7
     assert np.all(np.abs(h) <= 1.0)
@@ -231,12 +234,12 @@ def test_the_time_loop_threading_choice_does_not_change_the_results(monkeypatch,
     inputs = recurrent_inputs(rng, (6, 16, 8), 32, 4, "h0", "c0")
     results = []
     for choice in ("1", "blas", "auto"):
-        monkeypatch.setenv(K.LOOP_THREADS_ENV_VAR, choice)
+        monkeypatch.setenv(LOOP_THREADS_ENV_VAR, choice)
         (hs, cs), cache = lstm_forward(**inputs)
         results.append((hs, lstm_backward((np.ones_like(hs), None), cache)[3]))
     for hs, dW_x in results[1:]:
         np.testing.assert_allclose(hs, results[0][0], atol=1e-13)
         np.testing.assert_allclose(dW_x, results[0][1], atol=1e-11)
-    monkeypatch.setenv(K.LOOP_THREADS_ENV_VAR, "many")
+    monkeypatch.setenv(LOOP_THREADS_ENV_VAR, "many")
     with pytest.raises(ValueError, match="TINYLM_LOOP_THREADS"):
         lstm_forward(**inputs)

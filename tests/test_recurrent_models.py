@@ -48,8 +48,9 @@ def test_whole_model_gradients_match_finite_differences(name, tie, batch, rng, k
 @pytest.mark.parametrize("layer", [RNN, LSTM, GRU])
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_an_embedding_table_input_equals_looking_up_first(layer, batch_first, rng, kernels):
-    """forward(ids, embedding=E) (layer 0 reads (E W_x + b)[ids]) is forward(E[ids]), and its
-    backward returns dL/dE, the scatter-add of dL/dx, with the same parameter gradients."""
+    """forward_from_ids(ids, E) (layer 0 reads (E W_x + b)[ids]) is forward(E[ids]), and
+    backward_to_embedding returns dL/dE, the scatter-add of dL/dx, with the same parameter
+    gradients."""
     folded = layer(3, 4, num_layers=2, batch_first=batch_first).to(dtype=np.float64)
     plain = layer(3, 4, num_layers=2, batch_first=batch_first).to(dtype=np.float64)
     plain.load_state_dict(folded.state_dict())
@@ -57,17 +58,28 @@ def test_an_embedding_table_input_equals_looking_up_first(layer, batch_first, rn
     ids = rng.integers(0, 6, (2, 5) if batch_first else (5, 2))
     state = rng.standard_normal((2, 2, 4))
     state = (state, rng.standard_normal((2, 2, 4))) if layer is LSTM else state
-    y1, s1 = folded.forward(ids, state, embedding=E)
+    y1, s1 = folded.forward_from_ids(ids, E, state)
     y2, s2 = plain.forward(E[ids], state)
     np.testing.assert_allclose(y1, y2, atol=1e-14)
     dy = rng.standard_normal(y1.shape)
-    dE, d1 = folded.backward(dy)
+    dE, d1 = folded.backward_to_embedding(dy)
     dx, d2 = plain.backward(dy)
     dE_expected = np.zeros_like(E)
     np.add.at(dE_expected, ids.reshape(-1), dx.reshape(-1, 3))
     np.testing.assert_allclose(dE, dE_expected, atol=1e-13)
     for (n, p), q in zip(folded.named_parameters(), plain.parameters()):
         np.testing.assert_allclose(p.grad, q.grad, atol=1e-13, err_msg=n)
+
+
+def test_each_forward_takes_its_own_backward(rng):
+    layer = LSTM(3, 4)
+    E, ids = rng.standard_normal((6, 3)), rng.integers(0, 6, (2, 5))
+    y, _ = layer.forward_from_ids(ids, E)
+    with pytest.raises(RuntimeError, match="backward_to_embedding"):
+        layer.backward(np.ones_like(y))
+    y, _ = layer.forward(E[ids])
+    with pytest.raises(RuntimeError, match=r"its backward is backward\(\)"):
+        layer.backward_to_embedding(np.ones_like(y))
 
 
 def test_initial_loss_is_about_log_vocab_with_small_weights(rng):

@@ -28,19 +28,88 @@ forget gate only (no weight matrix, no tanh'), so with f near 1 it survives many
 
 Relation to PyTorch (torch.nn.LSTM): same gate order; W_x = weight_ih_l{k}.T,
 W_h = weight_hh_l{k}.T, b = bias_ih_l{k} + bias_hh_l{k}. Sequences are time-major
-[T, B, I]; see tinylm/functional/rnn.py for the layout and the speed notes, and
-tinylm/kernels/recurrent.py for the fused gate kernels. Chapter 06.
+[T, B, I]; see tinylm/functional/rnn.py for the layout, the speed notes and the step
+functions' arguments; tinylm/kernels/recurrent.py holds the numba version of the step.
+Chapter 06.
 """
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module
+from typing import NamedTuple
+
+from tinylm.backend import get_array_module, use_numba
 from tinylm.functional.linear import linear_backward, linear_forward
-from tinylm.functional.rnn import (check_cell_inputs, check_recurrence_inputs,
-                                   check_sequence_inputs, recurrence_inputs, recurrent_inputs,
-                                   recurrent_weight_gradient)
+from tinylm.functional.rnn import (SequenceCache, check_cell_inputs, check_recurrence_inputs,
+                                   check_sequence_inputs, gate_sigmoid, recurrence_inputs,
+                                   recurrent_inputs, recurrent_weight_gradient)
 from tinylm.gradcheck import GradcheckCase
-from tinylm.kernels import recurrent as kernels
+from tinylm.kernels import recurrent as recurrent_kernel
+from tinylm.kernels.threads import time_loop_blas
+
+
+class LSTMCellCache(NamedTuple):
+    x: object           # [B, I]
+    h_prev: object      # [B, H]
+    c_prev: object      # [B, H]
+    W_x: object         # [I, 4H]
+    W_h: object         # [H, 4H]
+    gates: object       # [B, 4H]: i, f, g, o
+    tanh_c: object      # [B, H]
+
+
+class LSTMRecurrenceCache(NamedTuple):
+    W_h: object         # [H, 4H]
+    gates: object       # [T, B, 4H]: i, f, g, o of every step
+    hs: object          # [T + 1, B, H]: hs[0] = h0, hs[t+1] = h_t
+    cs: object          # [T + 1, B, H]: cs[0] = c0, cs[t+1] = c_t
+    tanh_cs: object     # [T, B, H]: tanh(c_t)
+
+
+# -- one step's gate maths: reference, and the switch to the kernel --------------------------
+
+def lstm_step_forward_reference(pre, hg, c_prev, c, tanh_c, h):
+    """a = pre + hg; (i, f, g, o) = (s(a_i), s(a_f), tanh(a_g), s(a_o)); c = f c_prev + i g;
+    h = o tanh(c). Writes c, tanh_c, h [B, H] and the gates i, f, g, o over pre [B, 4H]."""
+    xp = get_array_module(pre)
+    H = c.shape[1]
+    a = pre + hg                                                    # [B, 4H]
+    i, f = gate_sigmoid(a[:, :H]), gate_sigmoid(a[:, H:2 * H])      # [B, H] each
+    g, o = xp.tanh(a[:, 2 * H:3 * H]), gate_sigmoid(a[:, 3 * H:])
+    c[...] = f * c_prev + i * g
+    tanh_c[...] = xp.tanh(c)
+    h[...] = o * tanh_c
+    pre[:, :H], pre[:, H:2 * H], pre[:, 2 * H:3 * H], pre[:, 3 * H:] = i, f, g, o
+
+
+def lstm_step_backward_reference(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
+    """The step's backward (module docstring) with dh = dh_out + dh_next: writes
+    dpre = (da_i, da_f, da_g, da_o) [B, 4H] and dc [B, H] (in: dL/dc_t, out: dL/dc_{t-1})."""
+    H = dc.shape[1]
+    i, f = gates[:, :H], gates[:, H:2 * H]
+    g, o = gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    dh = dh_out + dh_next                                           # [B, H]
+    dct = dc + dh * o * (1.0 - tanh_c * tanh_c)                     # dL/dc_t, both paths
+    dpre[:, :H] = dct * g * i * (1.0 - i)
+    dpre[:, H:2 * H] = dct * c_prev * f * (1.0 - f)
+    dpre[:, 2 * H:3 * H] = dct * i * (1.0 - g * g)
+    dpre[:, 3 * H:] = dh * tanh_c * o * (1.0 - o)
+    dc[...] = dct * f
+
+
+def lstm_step_forward_into(pre, hg, c_prev, c, tanh_c, h):
+    """pre [B, 4H] (in: x W_x + b, out: i, f, g, o), hg [B, 4H], c_prev [B, H]
+    -> c, tanh_c, h [B, H] (written in place)."""
+    if use_numba(pre, hg, c_prev, c, tanh_c, h):
+        return recurrent_kernel.lstm_step_forward(pre, hg, c_prev, c, tanh_c, h)
+    lstm_step_forward_reference(pre, hg, c_prev, c, tanh_c, h)
+
+
+def lstm_step_backward_into(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
+    """dc [B, H] (in: dL/dc_t from step t+1, out: dL/dc_{t-1}); -> dpre [B, 4H]."""
+    if use_numba(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre):
+        return recurrent_kernel.lstm_step_backward(dh_out, dh_next, dc, gates, c_prev, tanh_c,
+                                                   dpre)
+    lstm_step_backward_reference(dh_out, dh_next, dc, gates, c_prev, tanh_c, dpre)
 
 
 def lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
@@ -49,8 +118,8 @@ def lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
     xp = get_array_module(x)
     gates = x @ W_x + b                                     # [B, 4H]: x W_x + b, then i, f, g, o
     c, tanh_c, h = (xp.empty_like(c_prev) for _ in range(3))
-    kernels.lstm_step_forward(gates, h_prev @ W_h, c_prev, c, tanh_c, h)
-    return (h, c), (x, h_prev, c_prev, W_x, W_h, gates, tanh_c)
+    lstm_step_forward_into(gates, h_prev @ W_h, c_prev, c, tanh_c, h)
+    return (h, c), LSTMCellCache(x, h_prev, c_prev, W_x, W_h, gates, tanh_c)
 
 
 def lstm_cell_backward(dout, cache):
@@ -60,7 +129,7 @@ def lstm_cell_backward(dout, cache):
     dh, dc = dout
     dc_prev = xp.zeros_like(c_prev) if dc is None else dc.astype(c_prev.dtype, copy=True)
     da = xp.empty_like(gates)                               # [B, 4H]
-    kernels.lstm_step_backward(dh, xp.zeros_like(dh), dc_prev, gates, c_prev, tanh_c, da)
+    lstm_step_backward_into(dh, xp.zeros_like(dh), dc_prev, gates, c_prev, tanh_c, da)
     return da @ W_x.T, da @ W_h.T, dc_prev, x.T @ da, h_prev.T @ da, da.sum(axis=0)
 
 
@@ -70,7 +139,7 @@ def lstm_forward(x, h0, c0, W_x, W_h, b):
     check_sequence_inputs("lstm", x, W_x, W_h, 4)
     pre, projection_cache = linear_forward(x, W_x, b)       # [T, B, 4H]: all steps, one matmul
     out, cache = _recurrence_forward(pre, h0, c0, W_h)
-    return out, (projection_cache, cache)
+    return out, SequenceCache(projection_cache, cache)
 
 
 def lstm_backward(dout, cache):
@@ -101,11 +170,11 @@ def _recurrence_forward(gates, h0, c0, W_h):
     hs[0] = 0 if h0 is None else h0
     cs[0] = 0 if c0 is None else c0
     hg = xp.empty((B, 4 * H), dtype=gates.dtype)            # h_{t-1} W_h, reused every step
-    with kernels.time_loop_blas():                          # BLAS threads: see there
+    with time_loop_blas():                          # BLAS threads: tinylm/kernels/threads.py
         for t in range(T):
             xp.matmul(hs[t], W_h, out=hg)
-            kernels.lstm_step_forward(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-    return (hs[1:], cs[1:]), (W_h, gates, hs, cs, tanh_cs)
+            lstm_step_forward_into(gates[t], hg, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+    return (hs[1:], cs[1:]), LSTMRecurrenceCache(W_h, gates, hs, cs, tanh_cs)
 
 
 def lstm_recurrence_backward(dout, cache):
@@ -117,11 +186,11 @@ def lstm_recurrence_backward(dout, cache):
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
     dc = xp.zeros_like(cs[0])                               # dL/dc_t arriving from step t+1
     W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
-    with kernels.time_loop_blas():
+    with time_loop_blas():
         for t in reversed(range(gates.shape[0])):
             if dcs is not None:
                 dc += dcs[t]
-            kernels.lstm_step_backward(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
+            lstm_step_backward_into(dhs[t], dh_next, dc, gates[t], cs[t], tanh_cs[t], da[t])
             xp.matmul(da[t], W_hT, out=dh_next)
     return da, dh_next, dc, recurrent_weight_gradient(hs[:-1], da)
 

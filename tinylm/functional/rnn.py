@@ -32,19 +32,73 @@ are then one contiguous block, which the per-step matmul and kernel want. The la
 tinylm/nn/recurrent.py accept batch-first input and transpose. The speed comes from:
 x W_x + b for all T steps in one matmul before the loop (the linear pair of
 tinylm/functional/linear.py, whose backward also gives dx, dW_x and db over all T * B rows
-at once); per step only h W_h (into a
-preallocated buffer) and one fused kernel (tinylm/kernels/recurrent.py); after the loop
-dW_h as one matmul over all T * B rows.
+at once); per step only h W_h (into a preallocated buffer) and one fused step
+(``rnn_step_forward_into`` below: the reference in array-module code, or its numba kernel in
+tinylm/kernels/recurrent.py); after the loop dW_h as one matmul over all T * B rows.
+
+The step functions (``*_step_forward_into``, ``*_step_backward_into``; no cache, so not
+forward/backward pairs) write into arrays the caller allocated once per sequence. ``pre``
+holds x_t W_x + b (the input projection), ``hg`` holds h_{t-1} W_h; ``dh_out`` is dL/dh_t
+arriving from the layer's output, ``dh_next`` the part arriving from step t+1.
 
 The helpers at the bottom are shared by tinylm/functional/lstm.py and gru.py.
 """
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module
+from typing import NamedTuple
+
+from tinylm.backend import get_array_module, use_numba
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.gradcheck import GradcheckCase
-from tinylm.kernels import recurrent as kernels
+from tinylm.kernels import recurrent as recurrent_kernel
+from tinylm.kernels.threads import time_loop_blas
+
+
+class RNNCellCache(NamedTuple):
+    x: object           # [B, I]
+    h_prev: object      # [B, H]
+    W_x: object         # [I, H]
+    W_h: object         # [H, H]
+    h: object           # [B, H]
+
+
+class RNNRecurrenceCache(NamedTuple):
+    W_h: object         # [H, H]
+    hs: object          # [T + 1, B, H]: hs[0] = h0, hs[t+1] = h_t
+
+
+class SequenceCache(NamedTuple):
+    """A whole sequence's cache (all three cells): the input projection's and the loop's."""
+    projection: object  # the cache of linear_forward(x, W_x, b)
+    recurrence: object  # the cell's recurrence cache
+
+
+# -- one step's gate maths: reference, and the switch to the kernel --------------------------
+
+def rnn_step_forward_reference(pre, hg, h):
+    """h = tanh(pre + hg), all [B, H] (h written in place)."""
+    xp = get_array_module(pre)
+    h[...] = xp.tanh(pre + hg)
+
+
+def rnn_step_backward_reference(dh_out, dh_next, h, dpre):
+    """dpre = da = (dh_out + dh_next) (1 - h^2), all [B, H] (dpre written in place)."""
+    dpre[...] = (dh_out + dh_next) * (1.0 - h * h)
+
+
+def rnn_step_forward_into(pre, hg, h):
+    """pre, hg [B, H] -> h [B, H] (written in place)."""
+    if use_numba(pre, hg, h):
+        return recurrent_kernel.rnn_step_forward(pre, hg, h)
+    rnn_step_forward_reference(pre, hg, h)
+
+
+def rnn_step_backward_into(dh_out, dh_next, h, dpre):
+    """-> dpre [B, H] = dL/d(pre-activation) (written in place)."""
+    if use_numba(dh_out, dh_next, h, dpre):
+        return recurrent_kernel.rnn_step_backward(dh_out, dh_next, h, dpre)
+    rnn_step_backward_reference(dh_out, dh_next, h, dpre)
 
 
 def rnn_cell_forward(x, h_prev, W_x, W_h, b):
@@ -53,8 +107,8 @@ def rnn_cell_forward(x, h_prev, W_x, W_h, b):
     xp = get_array_module(x)
     pre = x @ W_x + b                                       # [B, H]
     h = xp.empty_like(h_prev)                               # [B, H]
-    kernels.rnn_step_forward(pre, h_prev @ W_h, h)
-    return h, (x, h_prev, W_x, W_h, h)
+    rnn_step_forward_into(pre, h_prev @ W_h, h)
+    return h, RNNCellCache(x, h_prev, W_x, W_h, h)
 
 
 def rnn_cell_backward(dh, cache):
@@ -62,7 +116,7 @@ def rnn_cell_backward(dh, cache):
     x, h_prev, W_x, W_h, h = cache
     xp = get_array_module(dh)
     da = xp.empty_like(h)                                   # [B, H]
-    kernels.rnn_step_backward(dh, xp.zeros_like(dh), h, da)
+    rnn_step_backward_into(dh, xp.zeros_like(dh), h, da)
     return da @ W_x.T, da @ W_h.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
 
 
@@ -73,7 +127,7 @@ def rnn_forward(x, h0, W_x, W_h, b):
     check_sequence_inputs("rnn", x, W_x, W_h, 1)
     pre, projection_cache = linear_forward(x, W_x, b)       # [T, B, H]: all steps, one matmul
     hs, cache = _recurrence_forward(pre, h0, W_h)
-    return hs, (projection_cache, cache)
+    return hs, SequenceCache(projection_cache, cache)
 
 
 def rnn_backward(dhs, cache):
@@ -98,11 +152,11 @@ def _recurrence_forward(pre, h0, W_h):
     hs = xp.empty((T + 1, B, H), dtype=pre.dtype)           # hs[0] = h0, hs[t+1] = h_t
     hs[0] = 0 if h0 is None else h0
     hg = xp.empty((B, H), dtype=pre.dtype)                  # h_{t-1} W_h, reused every step
-    with kernels.time_loop_blas():                          # BLAS threads: see there
+    with time_loop_blas():                          # BLAS threads: tinylm/kernels/threads.py
         for t in range(T):
             xp.matmul(hs[t], W_h, out=hg)
-            kernels.rnn_step_forward(pre[t], hg, hs[t + 1])
-    return hs[1:], (W_h, hs)
+            rnn_step_forward_into(pre[t], hg, hs[t + 1])
+    return hs[1:], RNNRecurrenceCache(W_h, hs)
 
 
 def rnn_recurrence_backward(dhs, cache):
@@ -113,9 +167,9 @@ def rnn_recurrence_backward(dhs, cache):
     da = xp.empty_like(hs[1:])                              # dL/da_t for every step
     dh_next = xp.zeros_like(hs[0])                          # dL/dh_t arriving from step t+1
     W_hT = xp.ascontiguousarray(W_h.T)                      # a row-major copy multiplies faster
-    with kernels.time_loop_blas():
+    with time_loop_blas():
         for t in reversed(range(da.shape[0])):
-            kernels.rnn_step_backward(dhs[t], dh_next, hs[t + 1], da[t])
+            rnn_step_backward_into(dhs[t], dh_next, hs[t + 1], da[t])
             xp.matmul(da[t], W_hT, out=dh_next)
     return da, dh_next, recurrent_weight_gradient(hs[:-1], da)
 
@@ -184,6 +238,13 @@ def recurrence_inputs(rng, batch_shape, H: int, gates: int, *states, biases=()):
     inputs = recurrent_inputs(rng, (*batch_shape, 1), H, gates, *states, biases=biases)
     del inputs["x"], inputs["W_x"]
     return {"pre": rng.standard_normal((*batch_shape, gates * H)), **inputs}
+
+
+def gate_sigmoid(x):
+    """The logistic sigmoid of the gates, s(x) = (1 + tanh(x / 2)) / 2 (exact and stable; the
+    kernels compute it the same way)."""
+    xp = get_array_module(x)
+    return 0.5 * (1.0 + xp.tanh(0.5 * x))
 
 
 def recurrent_weight_gradient(h_prev, dhg):

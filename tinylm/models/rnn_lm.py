@@ -110,8 +110,8 @@ class RecurrentLM(LanguageModel):
         T, B = idx.shape[1], idx.shape[0]
         self._folded = self.config.vocab_size <= T * B and not (self.training and
                                                                  self.drop_in.p > 0)
-        if self._folded:        # layer 0 looks up (E W_x + b)[ids]: _Recurrent._embedded_forward
-            hs, state = self.rnn.forward(idx.T, state, embedding=self.embedding.weight.data)
+        if self._folded:        # layer 0 looks up (E W_x + b)[ids]: see forward_from_ids
+            hs, state = self.rnn.forward_from_ids(idx.T, self.embedding.weight.data, state)
         else:
             x = self.drop_in.forward(self.embedding.forward(idx.T))  # [T, B, d]
             hs, state = self.rnn.forward(x, state)                  # [T, B, H]
@@ -142,10 +142,11 @@ class RecurrentLM(LanguageModel):
             self.w_out.accumulate(dW)
         self.b_out.accumulate(db)
         dhs = self.drop_out.backward(dhs.reshape(T, B, -1))         # [T, B, H]
-        dx, _ = self.rnn.backward(dhs)                              # dL/d(initial state) dropped
-        if self._folded:                                            # dx is already dL/dE
-            self.embedding.weight.accumulate(dx)
+        if self._folded:                                            # dL/d(initial state) dropped
+            dE, _ = self.rnn.backward_to_embedding(dhs)
+            self.embedding.weight.accumulate(dE)
         else:
+            dx, _ = self.rnn.backward(dhs)
             self.embedding.backward(self.drop_in.backward(dx))
 
     def _check_carry(self, idx):

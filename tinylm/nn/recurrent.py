@@ -4,6 +4,9 @@ layers, around the functional pairs in tinylm/functional/{rnn,lstm,gru}.py (chap
     y, state = layer.forward(x, state=None)      # x [B, T, I] (batch_first) or [T, B, I]
     dx, dstate = layer.backward(dy, dstate=None)
 
+    y, state = layer.forward_from_ids(ids, E, state=None)   # = forward(E[ids]), faster
+    dE, dstate = layer.backward_to_embedding(dy, dstate=None)
+
 The state has PyTorch's shapes: h [L, B, H] for RNN and GRU, a pair (h, c) of [L, B, H] for
 LSTM, where L is the number of layers; ``None`` means zeros. ``forward`` returns the state
 after the last step, ``backward`` the gradient with respect to the state that came in (so
@@ -27,8 +30,9 @@ maths, see tinylm/functional/gru.py.) Initialisation as PyTorch: every weight an
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-from tinylm.backend import DEFAULT_DTYPE, default_rng, get_array_module
+from tinylm.backend import DEFAULT_DTYPE, default_rng, derive_seed, get_array_module
 from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.gru import (gru_backward, gru_forward, gru_recurrence_backward,
                                    gru_recurrence_forward)
@@ -40,6 +44,14 @@ from tinylm.nn.containers import ModuleList
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.module import Module
 from tinylm.nn.parameter import Parameter
+
+
+class EmbeddedCache(NamedTuple):
+    """Layer 0's cache in ``forward_from_ids``."""
+    E: object           # [V, I] the embedding table
+    W_x: object         # [I, G*H]
+    lookup: object      # the cache of embedding_forward(ids, E W_x + b)
+    recurrence: object  # the cell's recurrence cache
 
 
 class _Recurrent(Module):
@@ -72,7 +84,7 @@ class _Recurrent(Module):
             setattr(self, f"W_h_l{l}", uniform(H, G * H))
             setattr(self, f"b_x_l{l}", uniform(G * H))
             setattr(self, f"b_h_l{l}", uniform(G * H))
-        self.between = ModuleList([Dropout(dropout, seed=seed + l) for l in range(num_layers - 1)])
+        self.between = ModuleList([Dropout(dropout, seed=derive_seed(seed, l)) for l in range(num_layers - 1)])
         self._caches, self._embedded = None, False
 
     def layer_parameters(self, l: int):
@@ -111,23 +123,23 @@ class _Recurrent(Module):
         return stacked[0] if self.n_states == 1 else stacked
 
     # -- computation --------------------------------------------------------------------------
-    def forward(self, x, state=None, embedding=None):
-        """x [B, T, I] (batch_first) or [T, B, I] -> (y like x with H features, final state).
-
-        With ``embedding`` (a table E [V, I]), x is instead token ids [B, T] (or [T, B]) and
-        the input of layer 0 is their rows of E; see ``_embedded_forward``. ``backward``
-        then returns dL/dE [V, I] in place of dL/dx.
-        """
-        if embedding is not None:
-            return self._run(x.T if self.batch_first else x, state, embedding)
+    def forward(self, x, state=None):
+        """x [B, T, I] (batch_first) or [T, B, I] floats -> (y like x with H features, final
+        state)."""
         if x.ndim != 3 or x.shape[2] != self.input_size:
             layout = "[batch, time, features]" if self.batch_first else "[time, batch, features]"
             raise ValueError(f"{type(self).__name__}: input must be {layout} with "
                              f"{self.input_size} features, got shape {x.shape}.")
-        return self._run(x.transpose(1, 0, 2) if self.batch_first else x, state)
+        return self._run(x.transpose(1, 0, 2) if self.batch_first else x, state, None)
 
-    def _run(self, x, state, embedding=None):
-        """x [T, B, I] (or ids [T, B] with an embedding table) -> (y, final state)."""
+    def forward_from_ids(self, ids, embedding, state=None):
+        """ids [B, T] (batch_first) or [T, B] token ids, embedding E [V, I] -> (y, final
+        state), equal to forward(E[ids], state) but with layer 0's input projection folded
+        into the table (see ``_embedded_forward``). Its backward is ``backward_to_embedding``."""
+        return self._run(ids.T if self.batch_first else ids, state, embedding)
+
+    def _run(self, x, state, embedding):
+        """x [T, B, I] (or ids [T, B] with an embedding table E) -> (y, final state)."""
         states = self._split_state(state, x.shape[1])
         self._caches, finals, self._embedded = [], [], embedding is not None
         for l in range(self.num_layers):
@@ -145,10 +157,30 @@ class _Recurrent(Module):
         return y, self._join_state(finals)
 
     def backward(self, dy, dstate=None):
-        """dy like forward's y; dstate: gradient of the final state (None = zero)
-        -> (dx like forward's x, gradient of the initial state)."""
+        """After ``forward``. dy like forward's y; dstate: gradient of the final state
+        (None = zero) -> (dx like forward's x, gradient of the initial state)."""
+        self._check_backward(embedded=False)
+        dx, dstate0 = self._backward(dy, dstate)
+        return (dx.transpose(1, 0, 2) if self.batch_first else dx), dstate0
+
+    def backward_to_embedding(self, dy, dstate=None):
+        """After ``forward_from_ids``. dy, dstate as for ``backward`` -> (dL/dE [V, I],
+        gradient of the initial state)."""
+        self._check_backward(embedded=True)
+        return self._backward(dy, dstate)
+
+    def _check_backward(self, embedded: bool) -> None:
+        name = type(self).__name__
         if self._caches is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first.")
+            raise RuntimeError(f"{name}.backward() needs a forward() first.")
+        if self._embedded != embedded:
+            pairs = ("forward_from_ids", "backward_to_embedding", "forward", "backward")
+            fwd, bwd = pairs[:2] if self._embedded else pairs[2:]
+            raise RuntimeError(f"{name}: the last forward was {fwd}(); its backward is {bwd}().")
+
+    def _backward(self, dy, dstate):
+        """dy [B, T, H] or [T, B, H] -> (dL/d(layer 0's input) time-major, or dL/dE; the
+        initial state's gradient); accumulates the parameters' gradients."""
         dy = dy.transpose(1, 0, 2) if self.batch_first else dy          # [T, B, H]
         dstates = self._split_state(dstate, dy.shape[1])
         dstate0 = [None] * self.num_layers
@@ -159,8 +191,7 @@ class _Recurrent(Module):
             self._accumulate(l, grads[1 + self.n_states:])
             if l > 0:
                 dy = self.between[l - 1].backward(dy)
-        dx = dy.transpose(1, 0, 2) if self.batch_first and not self._embedded else dy
-        return dx, self._join_state(dstate0)
+        return dy, self._join_state(dstate0)
 
     # -- layer 0 reading an embedding table -----------------------------------------------------
     def _embedded_forward(self, ids, E, state):
@@ -177,16 +208,16 @@ class _Recurrent(Module):
         table = E @ W_x + biases[0]                                   # [V, G*H]
         pre, lookup = embedding_forward(ids, table)                   # [T, B, G*H]
         out, cache = self.recurrence_forward_fn(pre, *state, W_h, *biases[1:])
-        return out, (E, W_x, lookup, cache)
+        return out, EmbeddedCache(E, W_x, lookup, cache)
 
     def _embedded_backward(self, dout, cache):
         """-> (dL/dE, dL/d(initial state)..., dW_x, dW_h, biases' gradients), in the order of
         the functional pair's backward but with dL/dE in place of dL/dx."""
-        E, W_x, lookup, recurrence_cache = cache
-        dpre, *rest = self.recurrence_backward_fn(dout, recurrence_cache)
+        dpre, *rest = self.recurrence_backward_fn(dout, cache.recurrence)
         dstates, dW_h, db_h = rest[:self.n_states], rest[self.n_states], rest[self.n_states + 1:]
-        dtable = embedding_backward(dpre, lookup)                     # [V, G*H]
-        return (dtable @ W_x.T, *dstates, E.T @ dtable, dW_h, dtable.sum(axis=0), *db_h)
+        dtable = embedding_backward(dpre, cache.lookup)               # [V, G*H]
+        return (dtable @ cache.W_x.T, *dstates, cache.E.T @ dtable, dW_h, dtable.sum(axis=0),
+                *db_h)
 
     def _sequence_gradients(self, dhs, dfinal):
         """The functional backward's dout: dhs (and dcs for the LSTM), with the gradient of
