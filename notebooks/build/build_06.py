@@ -16,8 +16,8 @@ CELLS = [
 Companion to `chapters/06-recurrent-networks.md`. The code it uses:
 
 * `tinylm/functional/rnn.py`, `lstm.py`, `gru.py` — one step and whole-sequence forward/backward
-  (backpropagation through time) for each cell;
-* `tinylm/kernels/recurrent.py` — the fused gate maths (plain NumPy reference + numba);
+  (backpropagation through time) for each cell, with the fused gate step's reference;
+* `tinylm/kernels/recurrent.py` — the same gate steps accelerated with numba;
 * `tinylm/nn/recurrent.py` — multi-layer `RNN`, `LSTM`, `GRU` layers;
 * `tinylm/models/rnn_lm.py` — `RNNLM`, `LSTMLM`, `GRULM` language models.
 
