@@ -62,8 +62,9 @@ def window_sum(tables, ids, T: int):
     return window_sum_reference(tables, ids, T)
 
 
-def window_sum_backward(dout, ids, n: int, R: int):
-    """dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H] (numba on NumPy arrays)."""
+def window_scatter_add(dout, ids, n: int, R: int):
+    """The window sum's backward: dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H]
+    (numba on NumPy arrays)."""
     if use_numba(dout, ids):
         return window_sum_kernel.window_sum_backward(dout, ids, n, R)
     return window_sum_backward_reference(dout, ids, n, R)
@@ -115,7 +116,7 @@ def window_projection_backward(dpre, cache):
     n, d, H = Wk.shape
     dbias = dpre.reshape(-1, H).sum(axis=0)                          # [H]
     if cache[0] == "tables":
-        dtables = window_sum_backward(dpre, ids, n, C.shape[0])     # [n, R, H]
+        dtables = window_scatter_add(dpre, ids, n, C.shape[0])       # [n, R, H]
         dW = xp.tensordot(dtables, C, axes=([1], [0]))               # [n, H, d]: C^T dP_k
         dW = dW.transpose(0, 2, 1).reshape(n * d, H)                 # [n d, H]
         dC = xp.tensordot(dtables, Wk, axes=([0, 2], [0, 2]))        # [R, d]: sum_k dP_k W_k^T

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import math
 
-import numpy
-
 from tinylm.backend import NUMBA_AVAILABLE
-
 
 if NUMBA_AVAILABLE:
     import numba
