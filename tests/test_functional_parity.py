@@ -111,13 +111,3 @@ def test_sigmoid_and_softmax_survive_extreme_inputs(torch, assert_rel_close):
     logp, _ = F.log_softmax_forward(z)
     assert np.all(np.isfinite(p)) and np.all(np.isfinite(logp))
     assert_rel_close(logp, torch.log_softmax(torch.tensor(z), -1).numpy(), 1e-15)
-
-
-def test_cross_entropy_is_stable_for_huge_logits(torch, assert_rel_close):
-    logits = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 3.0]])
-    targets = np.array([2, 1])
-    loss, cache = F.cross_entropy_forward(logits, targets)
-    expected = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(targets))
-    assert np.isfinite(loss)
-    assert_rel_close(loss, expected.item(), 1e-12)
-    assert np.all(np.isfinite(F.cross_entropy_backward(1.0, cache)))

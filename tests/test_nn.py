@@ -192,15 +192,6 @@ def test_sequential_backward_is_the_composition_of_the_functional_backwards(rng)
         np.testing.assert_array_equal(p.grad, g)
 
 
-def test_embedding_module_sums_the_rows_of_repeated_ids(rng):
-    emb = nn.Embedding(5, 3, rng=rng)
-    ids = np.array([[1, 1, 4], [1, 0, 4]])
-    out = emb.forward(ids)
-    np.testing.assert_array_equal(out[0, 0], emb.weight.data[1])
-    assert emb.backward(np.ones((2, 3, 3), dtype=np.float32)) is None
-    np.testing.assert_array_equal(emb.weight.grad[:, 0], [1, 3, 0, 0, 2])
-
-
 def test_a_tiny_mlp_overfits_a_tiny_batch_with_plain_gradient_descent(rng):
     model = _mlp(rng, sizes=(2, 16, 3))
     x = rng.standard_normal((12, 2))

@@ -10,9 +10,12 @@ import types
 import numpy as np
 import pytest
 
+from tinylm.backend import NUMBA_AVAILABLE
+from tinylm.kernels import adam as adam_kernel
 from tinylm.nn import Parameter
 from tinylm.optim import (SGD, Adam, AdamW, clip_grad_norm, constant, lr_at, step_decay,
                           warmup_cosine)
+from tinylm.optim.adam import adam_update_reference
 from tinylm.train.config import TrainConfig
 
 torch = pytest.importorskip("torch")
@@ -343,3 +346,28 @@ def test_passing_a_module_instead_of_its_parameters():
     from tinylm.nn import Linear
     with pytest.raises(TypeError, match=r"model.parameters\(\)"):
         AdamW(Linear(2, 3))
+
+
+# Kernel against reference, relative to the largest entry (as in tests/kernel_helpers.py).
+KERNEL_REL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+@pytest.mark.skipif(not NUMBA_AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay, decoupled", [(0.0, True), (0.1, True), (0.1, False)])
+def test_adam_update_kernel_equals_reference(weight_decay, decoupled, dtype, rng,
+                                            assert_rel_close):
+    """Three steps on a [7, 13] parameter: p, m and v agree (same operations, same order)."""
+    shape = (7, 13)
+    states = [[rng.standard_normal(shape).astype(dtype), np.zeros(shape, dtype),
+               np.zeros(shape, dtype)]]                           # p, m, v
+    states.append([a.copy() for a in states[0]])
+    for t in (1, 2, 3):
+        g = rng.standard_normal(shape).astype(dtype)
+        p, m, v = states[0]
+        adam_kernel.adam_update(p, g, m, v, 1e-2, 0.9, 0.99, 1e-8, weight_decay, decoupled, t)
+        p, m, v = states[1]
+        adam_update_reference(p, g, m, v, np.empty(shape, dtype), 1e-2, 0.9, 0.99, 1e-8,
+                              weight_decay, decoupled, t)
+    for name, fast, slow in zip(("p", "m", "v"), *states):
+        assert_rel_close(fast, slow, KERNEL_REL[dtype], name)

@@ -3,19 +3,29 @@
     sigmoid(x) = 1 / (1 + e^-x)         sigmoid' = s (1 - s)
     tanh(x)                             tanh'    = 1 - t^2
     relu(x)    = max(x, 0)              relu'    = [x > 0]
-    gelu(x)    = x Phi(x)               (exact, or the tanh approximation; see
-                                         tinylm/kernels/gelu.py for both derivatives)
+    gelu(x)    = x Phi(x)               (exact, or the tanh approximation below)
 
-Each backward reuses the forward's output where that is cheaper (sigmoid, tanh).
+GELU, exact:   gelu(x)  = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
+               gelu'(x) = Phi(x) + x phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+
+GELU, tanh:    u = sqrt(2/pi) (x + 0.044715 x^3),   gelu(x) = x (1 + tanh u) / 2
+               gelu'(x) = (1 + tanh u) / 2 + x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2
+
+Each backward reuses the forward's output where that is cheaper (sigmoid, tanh). The
+references below run on NumPy and CuPy; on NumPy arrays tanh (float32) and GELU call the
+numba kernels of tinylm/kernels/tanh.py and tinylm/kernels/gelu.py, which agree with them.
 Chapter 03, section "Activations".
 """
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module
+import math
+
+from tinylm.backend import get_array_module, use_numba
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import gelu as gelu_kernel
 from tinylm.kernels import tanh as tanh_kernel
+from tinylm.kernels.gelu import INV_SQRT_2, INV_SQRT_2PI, SQRT_2_OVER_PI, TANH_COEF
 
 GELU_APPROXIMATIONS = ("none", "tanh")
 
@@ -33,9 +43,14 @@ def sigmoid_backward(dout, cache):
     return dout * s * (1.0 - s)
 
 
+def tanh_reference(x):
+    return get_array_module(x).tanh(x)
+
+
 def tanh_forward(x):
     """float32 on CPU: a SIMD rational tanh within 3e-7 (tinylm/kernels/tanh.py)."""
-    t = tanh_kernel.tanh(x)
+    fast = use_numba(x) and x.dtype == get_array_module(x).float32
+    t = tanh_kernel.tanh(x) if fast else tanh_reference(x)
     return t, t
 
 
@@ -54,16 +69,47 @@ def relu_backward(dout, cache):
     return dout * mask
 
 
+def _erf(x):
+    """erf for NumPy (which has no erf ufunc: math.erf per element) or CuPy (cupyx)."""
+    xp = get_array_module(x)
+    if xp.__name__ == "numpy":
+        return xp.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    from cupyx.scipy.special import erf  # type: ignore
+    return erf(x)
+
+
+def gelu_forward_reference(x, approximate: str):
+    """Element-wise GELU of any-shaped x; approximate is 'none' or 'tanh'."""
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + xp.tanh(SQRT_2_OVER_PI * (x + TANH_COEF * x * x * x)))
+    return 0.5 * x * (1.0 + _erf(x * INV_SQRT_2))
+
+
+def gelu_backward_reference(dout, x, approximate: str):
+    """dout, x [any shape] -> dx = dout * gelu'(x)."""
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        t = xp.tanh(SQRT_2_OVER_PI * (x + TANH_COEF * x * x * x))
+        du = SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_COEF * x * x)
+        return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+    cdf = 0.5 * (1.0 + _erf(x * INV_SQRT_2))
+    pdf = INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+    return dout * (cdf + x * pdf)
+
+
 def gelu_forward(x, approximate: str = "none"):
     """GELU; ``approximate='tanh'`` is GPT-2's form, ``'none'`` the exact erf form."""
     if approximate not in GELU_APPROXIMATIONS:
         raise ValueError(f"gelu: approximate={approximate!r}; use one of {GELU_APPROXIMATIONS}.")
-    return gelu_kernel.gelu_forward(x, approximate), (x, approximate)
+    forward = gelu_kernel.gelu_forward if use_numba(x) else gelu_forward_reference
+    return forward(x, approximate), (x, approximate)
 
 
 def gelu_backward(dout, cache):
     x, approximate = cache
-    return gelu_kernel.gelu_backward(dout, x, approximate)
+    backward = gelu_kernel.gelu_backward if use_numba(dout, x) else gelu_backward_reference
+    return backward(dout, x, approximate)
 
 
 def _away_from_zero(rng, shape):

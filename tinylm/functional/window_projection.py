@@ -15,20 +15,59 @@ result is identical (tests/test_mlp_lm.py checks it against the concatenation in
 
 Backward, with dpre [B, T, H]:
 
-    dP_k[r]   = sum_{(b,t): x[b,t+k] = r} dpre[b, t]        (scatter-add, kernels/window_sum.py)
+    dP_k[r]   = sum_{(b,t): x[b,t+k] = r} dpre[b, t]        [R, H]  (scatter-add)
     dW_k      = C^T dP_k                                       [d, H]
     dC        = sum_k dP_k W_k^T                               [R, d]
     dbias     = sum_{b,t} dpre[b, t]                           [H]
+
+The window sum out[b, t] = sum_k P_k[x[b,t+k]] and its scatter-add (an id seen twice
+receives two rows) have references below in array-module code; on NumPy arrays the numba
+kernels of tinylm/kernels/window_sum.py compute them.
 
 Chapter 03, section "A neural language model".
 """
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module
+from tinylm.backend import get_array_module, use_numba
+from tinylm.functional.embedding import scatter_add_rows
 from tinylm.gradcheck import GradcheckCase
-from tinylm.kernels.embedding import embedding_backward
-from tinylm.kernels.window_sum import window_sum, window_sum_backward
+from tinylm.kernels import window_sum as window_sum_kernel
+
+
+def window_sum_reference(tables, ids, T: int):
+    """tables [n, R, H], ids [B, T+n-1] int -> out [B, T, H]: sum_k tables[k, ids[:, t+k]]."""
+    xp = get_array_module(tables)
+    out = xp.take(tables[0], ids[:, 0:T], axis=0)                   # [B, T, H]
+    for k in range(1, tables.shape[0]):
+        out += xp.take(tables[k], ids[:, k:k + T], axis=0)
+    return out
+
+
+def window_sum_backward_reference(dout, ids, n: int, R: int):
+    """dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H] (a scatter-add per offset k)."""
+    xp = get_array_module(dout)
+    B, T, H = dout.shape
+    dtables = xp.zeros((n, R, H), dtype=dout.dtype)
+    flat = dout.reshape(B * T, H)
+    for k in range(n):
+        xp.add.at(dtables[k], ids[:, k:k + T].reshape(-1), flat)
+    return dtables
+
+
+def window_sum(tables, ids, T: int):
+    """tables [n, R, H], ids [B, T+n-1] int -> out [B, T, H] (numba on NumPy arrays)."""
+    if use_numba(tables, ids):
+        return window_sum_kernel.window_sum(tables, ids, T)
+    return window_sum_reference(tables, ids, T)
+
+
+def window_scatter_add(dout, ids, n: int, R: int):
+    """The window sum's backward: dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H]
+    (numba on NumPy arrays)."""
+    if use_numba(dout, ids):
+        return window_sum_kernel.window_sum_backward(dout, ids, n, R)
+    return window_sum_backward_reference(dout, ids, n, R)
 
 
 def window_projection_forward(ids, C, W, bias):
@@ -77,7 +116,7 @@ def window_projection_backward(dpre, cache):
     n, d, H = Wk.shape
     dbias = dpre.reshape(-1, H).sum(axis=0)                          # [H]
     if cache[0] == "tables":
-        dtables = window_sum_backward(dpre, ids, n, C.shape[0])     # [n, R, H]
+        dtables = window_scatter_add(dpre, ids, n, C.shape[0])       # [n, R, H]
         dW = xp.tensordot(dtables, C, axes=([1], [0]))               # [n, H, d]: C^T dP_k
         dW = dW.transpose(0, 2, 1).reshape(n * d, H)                 # [n d, H]
         dC = xp.tensordot(dtables, Wk, axes=([0, 2], [0, 2]))        # [R, d]: sum_k dP_k W_k^T
@@ -90,7 +129,7 @@ def window_projection_backward(dpre, cache):
     demb = xp.zeros((B, T + n - 1, d), dtype=dpre.dtype)             # [B, T+n-1, d]
     for k in range(n):                           # undo the n shifted views of the embeddings
         demb[:, k:k + T] += dctx[:, :, k]
-    dC = embedding_backward(ids.reshape(-1), demb.reshape(-1, d), C.shape[0])   # [R, d]
+    dC = scatter_add_rows(ids.reshape(-1), demb.reshape(-1, d), C.shape[0])     # [R, d]
     return dC, dW, dbias
 
 

@@ -1,9 +1,11 @@
-"""Hot loops (layer 2): each kernel has a plain array-module reference and, where it pays, a
-numba CPU version that must agree with it.
+"""Hot loops (layer 2): numba CPU versions of the operations whose plain code is too slow.
 
-The reference is the specification: readable, and it runs on NumPy and CuPy alike. The
-numba version runs when ``tinylm.backend.use_numba(...)`` says so (NumPy arrays, numba
-installed, ``$TINYLM_KERNELS`` not ``reference``). Tests run both and compare.
+This package holds accelerated code only. The specification of each operation -- its
+derivation, and the reference forward and backward in array-module code that runs on NumPy
+and CuPy alike -- lives in the layer above, in tinylm/functional/<op>.py (the Adam update in
+tinylm/optim/adam.py). That file calls the kernel here when ``tinylm.backend.use_numba(...)``
+says so (NumPy arrays, numba installed, ``$TINYLM_KERNELS`` not ``reference``); the kernel
+must agree with the reference, and tests run both and compare.
 
 A numba kernel here is a serial function over a range of rows (or columns, or elements),
 plus a ``parallel=True`` driver that hands chunks of the range to numba's threads. Small

@@ -1,42 +1,18 @@
-"""Layer normalisation over the last axis of a [N, C] array.
+"""numba kernels of layer normalisation over the rows of a [N, C] array.
 
-Forward:   mu = mean(x),  var = mean((x - mu)^2),  rstd = 1 / sqrt(var + eps),
-           xhat = (x - mu) * rstd,   y = gamma * xhat + beta
-
-Backward (per row; g = gamma * dy):
-
-    dbeta  = sum_n dy_n                 dgamma = sum_n dy_n * xhat_n
-    dx     = rstd * (g - mean(g) - xhat * mean(g * xhat))
-
-The dx formula comes from differentiating through mu and var; chapter 03 derives it.
+The maths, and the reference these kernels must agree with, are in
+tinylm/functional/layernorm.py. Each row's mean and variance are summed in float64 (also
+for float32 rows); the backward adds dgamma and dbeta into one float64 partial sum per
+thread chunk, summed afterwards. Called on NumPy arrays only, when
+``tinylm.backend.use_numba`` says so.
 """
 
 from __future__ import annotations
 
 import numpy
 
-from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.backend import NUMBA_AVAILABLE
 from tinylm.kernels import JIT, parallel_chunks
-
-
-def layernorm_forward_reference(x, gamma, beta, eps: float):
-    """x [N, C], gamma [C], beta [C] -> (y [N, C], mean [N], rstd [N])."""
-    xp = get_array_module(x)
-    mean = x.mean(axis=1)                                         # [N]
-    xc = x - mean[:, None]                                        # [N, C]
-    var = (xc * xc).mean(axis=1)                                  # [N]
-    rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)             # [N]
-    y = xc * rstd[:, None] * gamma + beta                         # [N, C]
-    return y, mean, rstd
-
-
-def layernorm_backward_reference(dy, x, mean, rstd, gamma):
-    """-> (dx [N, C], dgamma [C], dbeta [C])."""
-    xhat = (x - mean[:, None]) * rstd[:, None]                    # [N, C]
-    g = dy * gamma                                                # [N, C]
-    dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
-                          - xhat * (g * xhat).mean(axis=1, keepdims=True))
-    return dx, (dy * xhat).sum(axis=0), dy.sum(axis=0)
 
 
 if NUMBA_AVAILABLE:
@@ -105,35 +81,31 @@ if NUMBA_AVAILABLE:
 
 
 def layernorm_forward(x, gamma, beta, eps: float):
-    """x [N, C] -> (y [N, C], mean [N], rstd [N])."""
-    if use_numba(x, gamma, beta):
-        x = numpy.ascontiguousarray(x)
-        N, C = x.shape
-        y = numpy.empty_like(x)
-        mean = numpy.empty(N, dtype=x.dtype)
-        rstd = numpy.empty(N, dtype=x.dtype)
-        chunks = parallel_chunks(N * C, N)
-        if chunks == 1:
-            _forward_rows(x, gamma, beta, eps, y, mean, rstd, 0, N)
-        else:
-            _forward_parallel(x, gamma, beta, eps, y, mean, rstd, chunks)
-        return y, mean, rstd
-    return layernorm_forward_reference(x, gamma, beta, eps)
+    """x [N, C] -> (y [N, C], mean [N], rstd [N]), NumPy arrays."""
+    x = numpy.ascontiguousarray(x)
+    N, C = x.shape
+    y = numpy.empty_like(x)
+    mean = numpy.empty(N, dtype=x.dtype)
+    rstd = numpy.empty(N, dtype=x.dtype)
+    chunks = parallel_chunks(N * C, N)
+    if chunks == 1:
+        _forward_rows(x, gamma, beta, eps, y, mean, rstd, 0, N)
+    else:
+        _forward_parallel(x, gamma, beta, eps, y, mean, rstd, chunks)
+    return y, mean, rstd
 
 
 def layernorm_backward(dy, x, mean, rstd, gamma):
-    """-> (dx [N, C], dgamma [C], dbeta [C])."""
-    if use_numba(dy, x, gamma):
-        dy, x = numpy.ascontiguousarray(dy), numpy.ascontiguousarray(x)
-        N, C = x.shape
-        dx = numpy.empty_like(x)
-        chunks = parallel_chunks(N * C, N)
-        dgamma_parts = numpy.zeros((chunks, C))                  # float64 partial sums [K, C]
-        dbeta_parts = numpy.zeros((chunks, C))
-        if chunks == 1:
-            _backward_rows(dy, x, mean, rstd, gamma, dx, dgamma_parts[0], dbeta_parts[0], 0, N)
-        else:
-            _backward_parallel(dy, x, mean, rstd, gamma, dx, dgamma_parts, dbeta_parts)
-        return (dx, dgamma_parts.sum(axis=0).astype(x.dtype),
-                dbeta_parts.sum(axis=0).astype(x.dtype))
-    return layernorm_backward_reference(dy, x, mean, rstd, gamma)
+    """-> (dx [N, C], dgamma [C], dbeta [C]), NumPy arrays."""
+    dy, x = numpy.ascontiguousarray(dy), numpy.ascontiguousarray(x)
+    N, C = x.shape
+    dx = numpy.empty_like(x)
+    chunks = parallel_chunks(N * C, N)
+    dgamma_parts = numpy.zeros((chunks, C))                      # float64 partial sums [K, C]
+    dbeta_parts = numpy.zeros((chunks, C))
+    if chunks == 1:
+        _backward_rows(dy, x, mean, rstd, gamma, dx, dgamma_parts[0], dbeta_parts[0], 0, N)
+    else:
+        _backward_parallel(dy, x, mean, rstd, gamma, dx, dgamma_parts, dbeta_parts)
+    return (dx, dgamma_parts.sum(axis=0).astype(x.dtype),
+            dbeta_parts.sum(axis=0).astype(x.dtype))

@@ -1,4 +1,4 @@
-"""tanh, element-wise, with a SIMD rational approximation for float32.
+"""numba kernel of tanh for float32 data: a SIMD rational approximation.
 
 numba has no SIMD tanh (without Intel's SVML every ``math.tanh`` is a libm call) and
 NumPy's float32 tanh is not vectorised on AVX2 either (~3-5 ns per element). For float32
@@ -8,15 +8,17 @@ data this kernel evaluates
 
 with the minimax rational approximation Eigen uses for float32, within 3e-7 of the true
 value: multiplies, adds and one divide, which LLVM turns into SIMD code (~0.3 ns per
-element). The GELU kernel (tinylm/kernels/gelu.py) uses the same coefficients. float64
-data, and arrays on the GPU, take the array module's tanh.
+element). The GELU kernel (tinylm/kernels/gelu.py) uses the same coefficients. The
+activation and its derivative are in tinylm/functional/activations.py, which calls this
+kernel for float32 NumPy arrays; float64 data, and arrays on the GPU, take the array
+module's tanh there.
 """
 
 from __future__ import annotations
 
 import numpy
 
-from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.backend import NUMBA_AVAILABLE
 from tinylm.kernels import JIT
 
 # [clamp, P: u^0 .. u^12 (even powers of the numerator / u), Q: u^0 .. u^6]
@@ -27,10 +29,6 @@ RATIONAL_TANH = numpy.array([
     -2.76076847742355e-16,
     4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
     1.19825839466702e-06], dtype=numpy.float32)
-
-
-def tanh_reference(x):
-    return get_array_module(x).tanh(x)
 
 
 if NUMBA_AVAILABLE:
@@ -53,10 +51,8 @@ if NUMBA_AVAILABLE:
 
 
 def tanh(x):
-    """Element-wise tanh of any-shaped x; float32 on CPU takes the SIMD rational kernel."""
-    if use_numba(x) and x.dtype == numpy.float32:
-        flat = numpy.ascontiguousarray(x).reshape(-1)
-        out = numpy.empty_like(flat)
-        _tanh_rational(flat, RATIONAL_TANH, out)
-        return out.reshape(x.shape)
-    return tanh_reference(x)
+    """Element-wise tanh of a float32 NumPy array of any shape, within 3e-7."""
+    flat = numpy.ascontiguousarray(x).reshape(-1)
+    out = numpy.empty_like(flat)
+    _tanh_rational(flat, RATIONAL_TANH, out)
+    return out.reshape(x.shape)

@@ -1,42 +1,17 @@
-"""Gather-sum and scatter-add over a sliding window of token ids (the MLP LM's fast path).
+"""numba kernels of the gather-sum and scatter-add over a sliding window of token ids.
 
-Forward, for tables P [n, R, H] and padded ids [B, T+n-1]:
-
-    out[b, t] = sum_{k<n} P[k, ids[b, t+k]]                       out: [B, T, H]
-
-Backward, given dout [B, T, H]:
-
-    dP[k, r] = sum_{(b, t) : ids[b, t+k] = r} dout[b, t]          dP: [n, R, H]
-
-(a scatter-add per window offset k: an id seen twice receives two rows).
+They accelerate the MLP LM's first layer; the maths and the references they must agree
+with are in tinylm/functional/window_projection.py. The forward splits the positions over
+threads; the backward splits the H columns, so no two threads write the same entry.
+Called on NumPy arrays only, when ``tinylm.backend.use_numba`` says so.
 """
 
 from __future__ import annotations
 
 import numpy
 
-from tinylm.backend import NUMBA_AVAILABLE, get_array_module, use_numba
+from tinylm.backend import NUMBA_AVAILABLE
 from tinylm.kernels import JIT, parallel_chunks
-
-
-def window_sum_reference(tables, ids, T: int):
-    """tables [n, R, H], ids [B, T+n-1] int -> out [B, T, H]."""
-    xp = get_array_module(tables)
-    out = xp.take(tables[0], ids[:, 0:T], axis=0)                   # [B, T, H]
-    for k in range(1, tables.shape[0]):
-        out += xp.take(tables[k], ids[:, k:k + T], axis=0)
-    return out
-
-
-def window_sum_backward_reference(dout, ids, n: int, R: int):
-    """dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H]."""
-    xp = get_array_module(dout)
-    B, T, H = dout.shape
-    dtables = xp.zeros((n, R, H), dtype=dout.dtype)
-    flat = dout.reshape(B * T, H)
-    for k in range(n):
-        xp.add.at(dtables[k], ids[:, k:k + T].reshape(-1), flat)
-    return dtables
 
 
 if NUMBA_AVAILABLE:
@@ -85,32 +60,28 @@ if NUMBA_AVAILABLE:
 
 
 def window_sum(tables, ids, T: int):
-    """tables [n, R, H], ids [B, T+n-1] int -> out [B, T, H]."""
-    if use_numba(tables, ids):
-        n, _, H = tables.shape
-        out = numpy.empty((ids.shape[0], T, H), dtype=tables.dtype)
-        tables = numpy.ascontiguousarray(tables)
-        ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
-        chunks = parallel_chunks(out.size * n, ids.shape[0] * T)
-        if chunks == 1:
-            _gather_sum_rows(tables, ids, out, 0, ids.shape[0] * T)
-        else:
-            _gather_sum_parallel(tables, ids, out, chunks)
-        return out
-    return window_sum_reference(tables, ids, T)
+    """tables [n, R, H], ids [B, T+n-1] int (NumPy) -> out [B, T, H]."""
+    n, _, H = tables.shape
+    out = numpy.empty((ids.shape[0], T, H), dtype=tables.dtype)
+    tables = numpy.ascontiguousarray(tables)
+    ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
+    chunks = parallel_chunks(out.size * n, ids.shape[0] * T)
+    if chunks == 1:
+        _gather_sum_rows(tables, ids, out, 0, ids.shape[0] * T)
+    else:
+        _gather_sum_parallel(tables, ids, out, chunks)
+    return out
 
 
 def window_sum_backward(dout, ids, n: int, R: int):
-    """dout [B, T, H], ids [B, T+n-1] -> dtables [n, R, H]."""
-    if use_numba(dout, ids):
-        H = dout.shape[2]
-        dtables = numpy.zeros((n, R, H), dtype=dout.dtype)
-        dout = numpy.ascontiguousarray(dout)
-        ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
-        chunks = parallel_chunks(dout.size * n, H)
-        if chunks == 1:
-            _scatter_add_columns(dout, ids, dtables, 0, H)
-        else:
-            _scatter_add_parallel(dout, ids, dtables, chunks)
-        return dtables
-    return window_sum_backward_reference(dout, ids, n, R)
+    """dout [B, T, H], ids [B, T+n-1] (NumPy) -> dtables [n, R, H]."""
+    H = dout.shape[2]
+    dtables = numpy.zeros((n, R, H), dtype=dout.dtype)
+    dout = numpy.ascontiguousarray(dout)
+    ids = numpy.ascontiguousarray(ids, dtype=numpy.int64)
+    chunks = parallel_chunks(dout.size * n, H)
+    if chunks == 1:
+        _scatter_add_columns(dout, ids, dtables, 0, H)
+    else:
+        _scatter_add_parallel(dout, ids, dtables, chunks)
+    return dtables

@@ -23,14 +23,57 @@ Weight decay, two different things:
   theta <- theta - eta lambda theta  (i.e. theta *= 1 - eta lambda), then the Adam update
   above with the plain gradient. Every weight shrinks at the same relative rate.
 
-The update runs in place (tinylm/kernels/adam.py: one numba pass over each parameter, or
-NumPy passes through one scratch array), so a step allocates nothing new.
+In the code, with bias1 = 1 - beta1^t and bias2 = 1 - beta2^t, the last line is written
+
+    theta -= (eta / bias1) m / (sqrt(v) / sqrt(bias2) + eps)
+
+The update runs in place, so a step allocates nothing new: ``adam_update_reference`` makes
+array passes (NumPy or CuPy) through one scratch array; on C-contiguous NumPy arrays the
+numba kernel of tinylm/kernels/adam.py makes one pass, in the same order of operations.
 """
 
 from __future__ import annotations
 
-from tinylm.kernels.adam import adam_update
+import math
+
+from tinylm.backend import get_array_module, use_numba
+from tinylm.kernels import adam as adam_kernel
 from tinylm.optim.optimizer import Optimizer, _check_nonnegative
+
+
+def adam_update_reference(p, g, m, v, scratch, lr, beta1, beta2, eps, weight_decay,
+                          decoupled: bool, t: int) -> None:
+    """Update p, m, v in place; ``scratch`` is a work array shaped like p."""
+    xp = get_array_module(p)
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay                 # AdamW: theta -= eta lambda theta
+        else:
+            g = g + weight_decay * p                   # Adam: g += lambda theta (L2)
+    m *= beta1                                         # m = b1 m + (1 - b1) g
+    xp.multiply(g, 1 - beta1, out=scratch)
+    m += scratch
+    v *= beta2                                         # v = b2 v + (1 - b2) g^2
+    xp.multiply(g, g, out=scratch)
+    scratch *= 1 - beta2
+    v += scratch
+    xp.sqrt(v, out=scratch)                            # sqrt(v_hat) + eps
+    scratch /= math.sqrt(1 - beta2 ** t)
+    scratch += eps
+    xp.divide(m, scratch, out=scratch)                 # theta -= (eta / bias1) m / (...)
+    scratch *= lr / (1 - beta1 ** t)
+    p -= scratch
+
+
+def adam_update(p, g, m, v, scratch, lr, beta1, beta2, eps, weight_decay, decoupled: bool,
+                t: int) -> None:
+    """Update p, m, v in place (numba on contiguous NumPy arrays, else the reference)."""
+    arrays = (p, g, m, v)
+    if use_numba(*arrays) and all(a.flags.c_contiguous for a in arrays):
+        adam_kernel.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, t)
+        return
+    adam_update_reference(p, g, m, v, scratch, lr, beta1, beta2, eps, weight_decay,
+                          decoupled, t)
 
 
 class Adam(Optimizer):
