@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tinylm.kernels
 from tinylm import backend
 from tinylm.functional import activations as F_act
 from tinylm.functional import cross_entropy as F_ce
