@@ -430,7 +430,7 @@ def torch_training_run(torch, twin, cfg, data) -> float:
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(it, sched)
-        x, y = batcher.next_batch()
+        x, y, _ = batcher.next_batch()
         loss = twin(torch.from_numpy(x), torch.from_numpy(y))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -31,6 +31,7 @@ class LanguageModel(Module):
 
     config_class = None
     stateful = False
+    trainable = True   # False for models fitted by counting (n-grams)
 
     @property
     def context_size(self):

@@ -107,6 +107,7 @@ class NGramLM(LanguageModel):
     """Count-based language model of order N; ``fit(ids)`` then ``forward(idx, targets)``."""
 
     config_class = NGramConfig
+    trainable = False
 
     def __init__(self, config: NGramConfig):
         super().__init__()
