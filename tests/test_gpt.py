@@ -1,6 +1,6 @@
 """The GPT model (tinylm/models/gpt.py) against a PyTorch twin, llm.c style.
 
-The twin below is a small nanoGPT written with explicit attention arithmetic (masked_fill +
+The twin (tinylm/bench/twins/gpt.py) is a small nanoGPT written with explicit attention arithmetic (masked_fill +
 softmax, not F.scaled_dot_product_attention), so it is an independent specification. With
 identical weights, tinylm and the twin must agree on the logits, the loss, the gradient of
 every parameter, and the losses of 10 AdamW steps with gradient clipping (float64 within
@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pytest
 
+from tinylm.bench.twins.gpt import gpt_twin as torch_twin
+from tinylm.bench.twins.gpt import to_torch_layout as _to_torch_layout
 from tinylm.models import get_model_class
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.optim import AdamW, clip_grad_norm
@@ -37,74 +39,6 @@ def one_torch_thread():
     torch.set_num_threads(saved)
 REL = {np.float64: 1e-9, np.float32: 1e-4}
 LR, BETAS, WD = 3e-3, (0.9, 0.99), 0.1
-
-
-def torch_twin(torch, model):
-    """nanoGPT in torch with the weights of ``model`` (same parameter names)."""
-    nn, F = torch.nn, torch.nn.functional
-    c = model.config
-
-    class Attention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c_attn, self.c_proj = nn.Linear(c.n_embd, 3 * c.n_embd), nn.Linear(c.n_embd, c.n_embd)
-
-        def forward(self, x):
-            B, T, D = x.shape
-            q, k, v = self.c_attn(x).split(D, dim=2)
-            q, k, v = (t.view(B, T, c.n_head, D // c.n_head).transpose(1, 2) for t in (q, k, v))
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(D // c.n_head)
-            future = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-            att = F.softmax(att.masked_fill(future, float("-inf")), dim=-1)
-            return self.c_proj((att @ v).transpose(1, 2).reshape(B, T, D))
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c_fc, self.c_proj = nn.Linear(c.n_embd, 4 * c.n_embd), nn.Linear(4 * c.n_embd, c.n_embd)
-
-        def forward(self, x):
-            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.attn = nn.LayerNorm(c.n_embd), Attention()
-            self.ln_2, self.mlp = nn.LayerNorm(c.n_embd), MLP()
-
-        def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
-            return x + self.mlp(self.ln_2(x))
-
-    class TwinGPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte = nn.Parameter(torch.zeros(c.vocab_size, c.n_embd))
-            self.wpe = nn.Parameter(torch.zeros(c.block_size, c.n_embd))
-            self.h = nn.ModuleList([Block() for _ in range(c.n_layer)])
-            self.ln_f = nn.LayerNorm(c.n_embd)
-
-        def forward(self, idx, targets):
-            x = self.wte[idx] + self.wpe[:idx.shape[1]]
-            for block in self.h:
-                x = block(x)
-            logits = self.ln_f(x) @ self.wte.T                      # tied head
-            loss = F.cross_entropy(logits.reshape(-1, c.vocab_size), targets.reshape(-1))
-            return logits, loss
-
-    dtype = torch.float64 if model.wte.dtype == np.float64 else torch.float32
-    twin = TwinGPT().to(dtype)
-    params = dict(twin.named_parameters())
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            params[name].copy_(torch.tensor(_to_torch_layout(name, p.data)))
-    return twin
-
-
-def _to_torch_layout(name, array):
-    """tinylm Linear weights are [in, out]; torch's are [out, in] (and back again)."""
-    linear_weight = array.ndim == 2 and name not in ("wte", "wpe")
-    return np.ascontiguousarray(array.T if linear_weight else array)
 
 
 def _batch(rng, B=3, T=8):
