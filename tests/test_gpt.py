@@ -18,7 +18,7 @@ from tinylm.bench.twins.gpt import gpt_twin as torch_twin
 from tinylm.bench.twins.gpt import to_torch_layout as _to_torch_layout
 from tinylm.models import get_model_class
 from tinylm.models.gpt import GPT, GPTConfig
-from tinylm.optim import AdamW, clip_grad_norm
+from tinylm.optim import AdamW, clip_grad_norm, decay_groups
 from tinylm.train.presets import get_preset
 
 CONFIG = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
@@ -44,11 +44,6 @@ LR, BETAS, WD = 3e-3, (0.9, 0.99), 0.1
 def _batch(rng, B=3, T=8):
     return (rng.integers(0, CONFIG["vocab_size"], size=(B, T)),
             rng.integers(0, CONFIG["vocab_size"], size=(B, T)))
-
-
-def _groups(params, ndim, decay_key):
-    return [{"params": [p for p in params if ndim(p) >= 2], "weight_decay": WD},
-            {"params": [p for p in params if ndim(p) < 2], "weight_decay": 0.0}]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -80,8 +75,8 @@ def test_ten_adamw_steps_with_clipping_match_pytorch(dtype, torch, kernels, rng,
                                                      assert_rel_close):
     model = GPT(GPTConfig(**CONFIG)).to(dtype=dtype)
     twin = torch_twin(torch, model)
-    opt = AdamW(_groups(model.parameters(), lambda p: p.data.ndim, WD), lr=LR, betas=BETAS)
-    t_opt = torch.optim.AdamW(_groups(list(twin.parameters()), lambda p: p.dim(), WD), lr=LR,
+    opt = AdamW(decay_groups(model.parameters(), WD), lr=LR, betas=BETAS)
+    t_opt = torch.optim.AdamW(decay_groups(twin.parameters(), WD), lr=LR,
                               betas=BETAS)
     ours, theirs = [], []
     for _ in range(10):
@@ -218,22 +213,6 @@ def test_attention_maps_are_causal_distributions(rng):
     assert len(maps) == CONFIG["n_layer"] and maps[0].shape == (3, 2, 8, 8)
     np.testing.assert_allclose(maps[0].sum(-1), 1.0, rtol=1e-5)
     assert np.all(np.triu(maps[1], k=1) == 0)
-
-
-@pytest.mark.slow            # two worker processes import numba and torch: ~10-30 s
-def test_bench_gpt_times_both_sides_in_worker_processes(torch):
-    import argparse
-
-    from tinylm.bench import gpt as bench
-    args = argparse.Namespace(layers=1, heads=2, embd=16, block=8, batch=2, vocab=11, steps=1,
-                              repeat=2, dtype="float32", threads=1, no_torch=False,
-                              profile=True, generate=5, train=None, train_iters=None)
-    result = bench.run(args)
-    assert result["tinylm_tokens_per_s"] > 0 and result["torch_tokens_per_s"] > 0
-    assert result["ratio"] == pytest.approx(result["tinylm_tokens_per_s"]
-                                            / result["torch_tokens_per_s"], rel=1e-2)
-    assert result["generate_tokens_per_s_kv_cache"] > 0
-    assert set(result["tinylm_phases"]) == {"forward", "backward", "optimizer"}
 
 
 def test_a_resumed_gpt_run_with_dropout_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):

@@ -174,20 +174,6 @@ def test_an_unknown_tinylm_kernels_value_raises_naming_the_variable(monkeypatch,
         gelu.gelu_forward(rng.standard_normal(3), "tanh")
 
 
-def test_tinylm_bench_kernels_runs_in_quick_mode():
-    import argparse
-
-    from tinylm.bench import kernels as bench
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--json", action="store_true")
-    bench.add_arguments(parser)
-    result = bench.run(parser.parse_args(["--quick", "--no-torch", "--repeat", "1", "--json"]))
-    rows = {k: v for k, v in result.items() if isinstance(v, dict) and "numba_ms" in v}
-    assert len(rows) == len(bench.CASES)
-    assert all(r["reference_ms"] > 0 and r["numba_ms"] > 0 for r in rows.values())
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n, rows, H, B, T", [(1, 2, 1, 1, 1), (3, 7, 5, 2, 9), (16, 66, 130, 4, 64)])
 def test_window_sum_numba_equals_reference(n, rows, H, B, T, dtype, rng, assert_rel_close, split):
