@@ -280,7 +280,7 @@ def test_split_train_val():
 
 def test_random_windows_shapes_and_shift():
     ids = numpy.arange(1000)
-    x, y = RandomWindowBatcher(ids, batch_size=8, block_size=16, seed=0).next_batch()
+    x, y, _ = RandomWindowBatcher(ids, batch_size=8, block_size=16, seed=0).next_batch()
     assert x.shape == y.shape == (8, 16) and x.dtype == y.dtype == numpy.int64
     assert (numpy.diff(x, axis=1) == 1).all()          # contiguous windows of the stream
     assert (y == x + 1).all()                          # targets: the next token
@@ -289,7 +289,7 @@ def test_random_windows_shapes_and_shift():
 
 def test_random_windows_on_the_shortest_stream():
     batcher = RandomWindowBatcher(numpy.arange(6), batch_size=200, block_size=5, seed=1)
-    x, y = batcher.next_batch()
+    x, y, _ = batcher.next_batch()
     assert x[:, 0].tolist() == [0] * 200 and y[0].tolist() == [1, 2, 3, 4, 5]
 
 

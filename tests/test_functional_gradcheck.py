@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import tinylm.functional as F
-from tinylm import checks
+from tinylm.cli import main
+from tinylm.commands.gradcheck import discover_cases
 from tinylm.functional import (cross_entropy_backward, dropout_backward, embedding_backward,
                                gelu_backward, gru_recurrence_backward, layernorm_backward,
                                linear_backward, log_softmax_backward, lstm_recurrence_backward,
@@ -22,7 +23,7 @@ from tinylm.functional import (cross_entropy_backward, dropout_backward, embeddi
                                sigmoid_backward, softmax_backward, tanh_backward)
 from tinylm.gradcheck import GradcheckCase, check_gradients
 
-CASES = checks.discover_cases()
+CASES = discover_cases()
 TOLERANCE = 1e-7
 
 # Each backward, named, with the variants its cases must include.
@@ -103,24 +104,24 @@ def test_report_is_a_readable_table():
 def test_tinylm_gradcheck_command_passes(mode, capsys):
     # Every case already ran above; the command is exercised on the kernel-backed pairs.
     only = ["--only", "cross_entropy", "--only", "embedding", "--only", "layernorm"]
-    assert checks.main(["--kernels", mode, *only]) == 0
+    assert main(["gradcheck", "--kernels", mode, *only]) == 0
     out = capsys.readouterr().out
     assert "4/4 cases passed" in out and f"kernels={mode}" in out
 
 
 def test_tinylm_gradcheck_only_selects_a_pair_and_all_its_variants(capsys):
-    assert checks.main(["--only", "gelu"]) == 0
+    assert main(["gradcheck", "--only", "gelu"]) == 0
     assert "2/2 cases passed" in capsys.readouterr().out
 
 
 def test_tinylm_gradcheck_rejects_an_unknown_name(capsys):
-    assert checks.main(["--only", "no_such_pair"]) == 2
+    assert main(["gradcheck", "--only", "no_such_pair"]) == 2
     assert "no_such_pair" in capsys.readouterr().err
 
 
 def test_tinylm_gradcheck_exits_1_when_a_case_fails(monkeypatch, capsys):
     broken = GradcheckCase("sigmoid[broken]", F.sigmoid_forward, lambda dout, s: dout * s,
                            lambda rng: {"x": rng.standard_normal(5)})
-    monkeypatch.setattr(checks, "discover_cases", lambda: [broken])
-    assert checks.main([]) == 1
+    monkeypatch.setattr("tinylm.commands.gradcheck.discover_cases", lambda: [broken])
+    assert main(["gradcheck"]) == 1
     assert "FAILED: sigmoid[broken]" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """The GPT model (tinylm/models/gpt.py) against a PyTorch twin, llm.c style.
 
-The twin below is a small nanoGPT written with explicit attention arithmetic (masked_fill +
+The twin (tinylm/bench/twins/gpt.py) is a small nanoGPT written with explicit attention arithmetic (masked_fill +
 softmax, not F.scaled_dot_product_attention), so it is an independent specification. With
 identical weights, tinylm and the twin must agree on the logits, the loss, the gradient of
 every parameter, and the losses of 10 AdamW steps with gradient clipping (float64 within
@@ -14,9 +14,11 @@ import math
 import numpy as np
 import pytest
 
+from tinylm.bench.twins.gpt import gpt_twin as torch_twin
+from tinylm.bench.twins.gpt import to_torch_layout as _to_torch_layout
 from tinylm.models import get_model_class
 from tinylm.models.gpt import GPT, GPTConfig
-from tinylm.optim import AdamW, clip_grad_norm
+from tinylm.optim import AdamW, clip_grad_norm, decay_groups
 from tinylm.train.presets import get_preset
 
 CONFIG = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
@@ -39,82 +41,9 @@ REL = {np.float64: 1e-9, np.float32: 1e-4}
 LR, BETAS, WD = 3e-3, (0.9, 0.99), 0.1
 
 
-def torch_twin(torch, model):
-    """nanoGPT in torch with the weights of ``model`` (same parameter names)."""
-    nn, F = torch.nn, torch.nn.functional
-    c = model.config
-
-    class Attention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c_attn, self.c_proj = nn.Linear(c.n_embd, 3 * c.n_embd), nn.Linear(c.n_embd, c.n_embd)
-
-        def forward(self, x):
-            B, T, D = x.shape
-            q, k, v = self.c_attn(x).split(D, dim=2)
-            q, k, v = (t.view(B, T, c.n_head, D // c.n_head).transpose(1, 2) for t in (q, k, v))
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(D // c.n_head)
-            future = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-            att = F.softmax(att.masked_fill(future, float("-inf")), dim=-1)
-            return self.c_proj((att @ v).transpose(1, 2).reshape(B, T, D))
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c_fc, self.c_proj = nn.Linear(c.n_embd, 4 * c.n_embd), nn.Linear(4 * c.n_embd, c.n_embd)
-
-        def forward(self, x):
-            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.attn = nn.LayerNorm(c.n_embd), Attention()
-            self.ln_2, self.mlp = nn.LayerNorm(c.n_embd), MLP()
-
-        def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
-            return x + self.mlp(self.ln_2(x))
-
-    class TwinGPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte = nn.Parameter(torch.zeros(c.vocab_size, c.n_embd))
-            self.wpe = nn.Parameter(torch.zeros(c.block_size, c.n_embd))
-            self.h = nn.ModuleList([Block() for _ in range(c.n_layer)])
-            self.ln_f = nn.LayerNorm(c.n_embd)
-
-        def forward(self, idx, targets):
-            x = self.wte[idx] + self.wpe[:idx.shape[1]]
-            for block in self.h:
-                x = block(x)
-            logits = self.ln_f(x) @ self.wte.T                      # tied head
-            loss = F.cross_entropy(logits.reshape(-1, c.vocab_size), targets.reshape(-1))
-            return logits, loss
-
-    dtype = torch.float64 if model.wte.dtype == np.float64 else torch.float32
-    twin = TwinGPT().to(dtype)
-    params = dict(twin.named_parameters())
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            params[name].copy_(torch.tensor(_to_torch_layout(name, p.data)))
-    return twin
-
-
-def _to_torch_layout(name, array):
-    """tinylm Linear weights are [in, out]; torch's are [out, in] (and back again)."""
-    linear_weight = array.ndim == 2 and name not in ("wte", "wpe")
-    return np.ascontiguousarray(array.T if linear_weight else array)
-
-
 def _batch(rng, B=3, T=8):
     return (rng.integers(0, CONFIG["vocab_size"], size=(B, T)),
             rng.integers(0, CONFIG["vocab_size"], size=(B, T)))
-
-
-def _groups(params, ndim, decay_key):
-    return [{"params": [p for p in params if ndim(p) >= 2], "weight_decay": WD},
-            {"params": [p for p in params if ndim(p) < 2], "weight_decay": 0.0}]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -146,8 +75,8 @@ def test_ten_adamw_steps_with_clipping_match_pytorch(dtype, torch, kernels, rng,
                                                      assert_rel_close):
     model = GPT(GPTConfig(**CONFIG)).to(dtype=dtype)
     twin = torch_twin(torch, model)
-    opt = AdamW(_groups(model.parameters(), lambda p: p.data.ndim, WD), lr=LR, betas=BETAS)
-    t_opt = torch.optim.AdamW(_groups(list(twin.parameters()), lambda p: p.dim(), WD), lr=LR,
+    opt = AdamW(decay_groups(model.parameters(), WD), lr=LR, betas=BETAS)
+    t_opt = torch.optim.AdamW(decay_groups(twin.parameters(), WD), lr=LR,
                               betas=BETAS)
     ours, theirs = [], []
     for _ in range(10):
@@ -284,22 +213,6 @@ def test_attention_maps_are_causal_distributions(rng):
     assert len(maps) == CONFIG["n_layer"] and maps[0].shape == (3, 2, 8, 8)
     np.testing.assert_allclose(maps[0].sum(-1), 1.0, rtol=1e-5)
     assert np.all(np.triu(maps[1], k=1) == 0)
-
-
-@pytest.mark.slow            # two worker processes import numba and torch: ~10-30 s
-def test_bench_gpt_times_both_sides_in_worker_processes(torch):
-    import argparse
-
-    from tinylm.bench import gpt as bench
-    args = argparse.Namespace(layers=1, heads=2, embd=16, block=8, batch=2, vocab=11, steps=1,
-                              repeat=2, dtype="float32", threads=1, no_torch=False,
-                              profile=True, generate=5, train=None, train_iters=None)
-    result = bench.run(args)
-    assert result["tinylm_tokens_per_s"] > 0 and result["torch_tokens_per_s"] > 0
-    assert result["ratio"] == pytest.approx(result["tinylm_tokens_per_s"]
-                                            / result["torch_tokens_per_s"], rel=1e-2)
-    assert result["generate_tokens_per_s_kv_cache"] > 0
-    assert set(result["tinylm_phases"]) == {"forward", "backward", "optimizer"}
 
 
 def test_a_resumed_gpt_run_with_dropout_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):

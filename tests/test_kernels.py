@@ -76,18 +76,6 @@ def test_an_unknown_tinylm_kernels_value_raises_naming_the_variable(monkeypatch,
         F_act.gelu_forward(rng.standard_normal(3), "tanh")
 
 
-def test_tinylm_bench_kernels_runs_in_quick_mode():
-    import argparse
-
-    from tinylm.bench import kernels as bench
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--json", action="store_true")
-    bench.add_arguments(parser)
-    result = bench.run(parser.parse_args(["--quick", "--no-torch", "--repeat", "1", "--json"]))
-    rows = {k: v for k, v in result.items() if isinstance(v, dict) and "numba_ms" in v}
-    assert len(rows) == len(bench.CASES)
-    assert all(r["reference_ms"] > 0 and r["numba_ms"] > 0 for r in rows.values())
 
 
 def test_simd_exp_is_within_float32_rounding_of_exp(rng):

@@ -30,7 +30,7 @@ LAYERS = {
     "nn": 4, "models": 4.5,
     "optim": 5, "data": 5, "evaluate": 5, "generate": 5, "checkpoint": 5,
     "train": 5.5,
-    "bench": 6, "cli": 6, "checks": 6, "__main__": 6,
+    "bench": 6, "commands": 6, "cli": 6, "__main__": 6,
 }
 NUMPY_FREE = ("functional", "nn", "models", "optim")
 HOST_SIDE_MARKER = "# host-side:"

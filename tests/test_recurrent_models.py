@@ -1,9 +1,8 @@
 """The recurrent layers and language models as a whole: gradient checks of the full models,
-truncated BPTT (carried state), decoding, training, presets and the benchmark command."""
+truncated BPTT (carried state), decoding, training and presets."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -245,13 +244,3 @@ def test_training_through_the_loop_lowers_the_validation_loss(tmp_path):
     model = LSTMLM(RecurrentLMConfig(vocab_size=10, n_embd=8, n_hidden=16, init_range=0.0))
     run = train(model, "lstm", cfg, text_ids[:1500], text_ids[1500:], log=lambda *_: None)
     assert run.evals[-1]["val_loss"] < 0.5 * run.evals[0]["val_loss"]
-
-
-def test_bench_lstm_reports_both_throughputs(capsys):
-    from tinylm.cli import main
-
-    assert main(["bench", "lstm", "--vocab", "11", "--embd", "4", "--hidden", "8", "--block",
-                 "5", "--batch", "3", "--steps", "1", "--repeat", "1", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["tinylm_tokens_per_s"] > 0
-    assert {"torch_tokens_per_s", "ratio"} <= set(result)

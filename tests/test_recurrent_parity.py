@@ -12,6 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tinylm.bench.twins.recurrent import (lm_state_from_twin, recurrent_lm_twin,
+                                           tinylm_state_from_torch)
+from tinylm.bench.twins.recurrent import torch_recurrent_class as _torch_class
+from tinylm.bench.twins.recurrent import twin_lm_loss as _torch_lm_loss
 from tinylm.functional.gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from tinylm.functional.lstm import (lstm_backward, lstm_cell_backward, lstm_cell_forward,
                                     lstm_forward)
@@ -24,24 +28,8 @@ REL = 1e-10
 KINDS = ["rnn", "lstm", "gru"]
 
 
-def _torch_class(torch, kind, cell=False):
-    name = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[kind] + ("Cell" if cell else "")
-    return getattr(torch.nn, name)
-
-
 def _np(t):
     return t.detach().numpy().copy()      # a copy: load_state_dict may keep the array itself
-
-
-def tinylm_state_from_torch(module, layers: int, prefix: str = "") -> dict:
-    """tinylm parameter names and layout from a torch RNN/LSTM/GRU's parameters."""
-    state = {}
-    for l in range(layers):
-        get = lambda name: _np(getattr(module, f"{name}_l{l}"))  # noqa: E731
-        state[f"{prefix}W_x_l{l}"] = get("weight_ih").T
-        state[f"{prefix}W_h_l{l}"] = get("weight_hh").T
-        state[f"{prefix}b_x_l{l}"], state[f"{prefix}b_h_l{l}"] = get("bias_ih"), get("bias_hh")
-    return state
 
 
 def assert_grads_match(ours: dict, module, layers: int, assert_rel_close, prefix=""):
@@ -205,29 +193,11 @@ LM_CLASSES = {"rnn": RNNLM, "lstm": LSTMLM, "gru": GRULM}
 
 def _lm_pair(torch, kind, V=13, E=6, H=6, L=2, tie=False, seed=0):
     """A float64 tinylm LM and its torch twin (Embedding, RNN stack, Linear), same weights."""
-    torch.manual_seed(seed)
-    emb = torch.nn.Embedding(V, E).double()
-    rnn = _torch_class(torch, kind)(E, H, L, batch_first=True).double()
-    head = torch.nn.Linear(H, V).double()
-    if tie:
-        head.weight = emb.weight
+    twin = recurrent_lm_twin(torch, kind, V, E, H, L, tie=tie, seed=seed)
     config = RecurrentLMConfig(vocab_size=V, n_embd=E, n_hidden=H, n_layer=L, tie_weights=tie)
     model = LM_CLASSES[kind](config).to(dtype=np.float64)
-    state = {"embedding.weight": _np(emb.weight), "b_out": _np(head.bias),
-             **tinylm_state_from_torch(rnn, L, prefix="rnn.")}
-    if not tie:
-        state["w_out"] = _np(head.weight).T
-    model.load_state_dict(state)
-    return model, (emb, rnn, head)
-
-
-def _torch_lm_loss(torch, twin, idx, targets, state=None):
-    emb, rnn, head = twin
-    out, state = rnn(emb(torch.tensor(idx)), state)
-    logits = head(out)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                             torch.tensor(targets).reshape(-1))
-    return logits, loss, state
+    model.load_state_dict(lm_state_from_twin(twin, L, tie))
+    return model, twin
 
 
 @pytest.mark.parametrize("kind", KINDS)

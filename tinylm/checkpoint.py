@@ -1,10 +1,20 @@
 """Checkpoints without pickle: arrays in ``NAME.npz`` (``allow_pickle=False``), everything
 else in ``NAME.json`` beside it.
 
-    NAME.npz   model/<param name>   the model's parameters (host NumPy arrays)
+    NAME.npz   name -> host NumPy array
+    NAME.json  the caller's metadata (any JSON object) plus {"format": 1, "npz_sha256": "..."}
+
+This module only stores and verifies; what goes in is the caller's. ``tinylm train`` writes
+``OUT_DIR/ckpt`` through ``tinylm.train.loop.save_run``, the one writer of run checkpoints:
+
+    ckpt.npz   model/<param name>   the model's parameters
                optim/<key>          the optimizer's state (moments, step count, ...)
-    NAME.json  {"format": 1, "model": family, "model_config": {...}, "train_config": {...},
-                "tokenizer": {...}, "extra": {...}, "npz_sha256": "..."}
+    ckpt.json  {"model": family, "model_config": {...}, "train_config": {...},
+                "run": {"iteration", "train_losses", "evals", "elapsed_s"},
+                "batcher": {...}, "rng": {module: generator state}, "format", "npz_sha256"}
+
+(an n-gram, fitted by counting, has no ``optim/``, ``batcher`` or ``rng``). The tokenizer is
+saved beside it as ``OUT_DIR/tokenizer.json``.
 
 The JSON records the sha256 of the npz, so a truncated or altered array file is caught
 before any tensor is used, and every tensor is read inside its own error handler so a

@@ -19,7 +19,7 @@ blow it up). Chapter 03, section "Checking gradients".
 
 ``GradcheckCase`` bundles a forward/backward pair with a recipe for its inputs; the modules
 of tinylm.functional declare theirs in a ``gradcheck_cases()`` function, and
-``tinylm gradcheck`` (tinylm/checks.py) runs them all.
+``tinylm gradcheck`` (tinylm/commands/gradcheck.py) runs them all.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinylm import nn
-from tinylm.checks import discover_cases
+from tinylm.commands.gradcheck import discover_cases
 from tinylm.functional import (cross_entropy_backward, cross_entropy_forward, gelu_backward,
                                gelu_forward, relu_backward, relu_forward, sigmoid_backward,
                                sigmoid_forward, tanh_backward, tanh_forward)

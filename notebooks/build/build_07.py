@@ -109,7 +109,7 @@ print(f"{model.num_parameters():,} parameters")
 losses, start = [], time.perf_counter()
 for it in range(steps):
     opt.lr = lr_at(it, schedule)
-    x, y = batcher.next_batch()
+    x, y, _ = batcher.next_batch()
     _, loss = model.forward(x, y)
     model.backward()
     clip_grad_norm(model.parameters(), 1.0)

@@ -59,7 +59,7 @@ else:
     opt = AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.99), weight_decay=0.1)
     batcher = RandomWindowBatcher(ids, 8 if FAST else 12, model.config.block_size, seed=0)
     for it in range(150 if FAST else 1500):
-        _, loss = model.forward(*batcher.next_batch())
+        _, loss = model.forward(*batcher.next_batch()[:2])
         model.backward()
         opt.step()
         opt.zero_grad()

@@ -5,20 +5,16 @@ PyTorch eager on the same configuration and the same weights, interleaved.
                      [--steps 5] [--repeat 5] [--dtype float32] [--threads N] [--profile]
                      [--generate N] [--json]
 
-The PyTorch twin is nanoGPT's model (Embedding, LayerNorm, Linear with a fused QKV,
+The PyTorch twin is nanoGPT's model (tinylm/bench/twins/gpt.py: fused QKV,
 ``F.scaled_dot_product_attention(is_causal=True)``, GELU tanh, weights tied with the head)
 with ``torch.optim.AdamW`` (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices), in
 the same dtype, started from tinylm's initial weights. Dropout is 0 (a timing of the
 arithmetic, not of random masks).
 
-Each side runs in its own worker process (``python -m tinylm.bench.gpt worker ...``), so
-the two libraries' thread pools (numba's, OpenBLAS's, PyTorch's OpenMP) never compete
-inside one process. Both get ``--threads`` threads (default: numba's count): numba and
-OpenBLAS (``OPENBLAS_NUM_THREADS``) on tinylm's side, ``torch.set_num_threads`` on
-PyTorch's. After two warm-up steps each, the parent alternates ``--repeat`` rounds of
-``--steps`` steps between the workers; a waiting worker is blocked on its pipe. Each side
-reports its best round (the least disturbed on a shared machine) and its median round.
-``ratio`` = tinylm tokens/s / PyTorch tokens/s (> 1: tinylm is faster).
+Timing is tinylm/bench/harness.py's: each side in its own worker process with ``--threads``
+threads (default: numba's count), alternating ``--repeat`` rounds of ``--steps`` steps, each
+round after one untimed step; best and median round per side, ``ratio`` = tinylm tokens/s /
+PyTorch tokens/s (> 1: tinylm is faster).
 
 ``--profile`` adds tinylm's step split into forward / backward / optimizer and cProfile's
 top functions. ``--generate N`` adds the generation speed of tinylm's model: N new tokens
@@ -34,19 +30,17 @@ process, reporting wall time and final validation loss.
 from __future__ import annotations
 
 import cProfile
-import json
 import os
 import pstats
-import subprocess
-import sys
 import time
 
 import numpy
 
-from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
-from tinylm.bench import import_torch
+from tinylm.backend import KERNEL_ENV_VAR, default_rng
+from tinylm.bench.harness import Side, Worker, compare, default_threads, torch_sides
+from tinylm.bench.twins.gpt import gpt_twin
 from tinylm.models.gpt import GPT, GPTConfig
-from tinylm.optim import AdamW
+from tinylm.optim import AdamW, decay_groups
 
 LR, BETAS, WEIGHT_DECAY = 1e-3, (0.9, 0.99), 0.1
 CONFIG_KEYS = ("layers", "heads", "embd", "block", "batch", "vocab", "dtype", "threads",
@@ -78,93 +72,21 @@ def add_arguments(parser) -> None:
 
 # -- the two models ---------------------------------------------------------------------------
 
-def build_tinylm(args):
-    config = GPTConfig(vocab_size=args.vocab, block_size=args.block, n_layer=args.layers,
-                       n_head=args.heads, n_embd=args.embd, dropout=0.0)
-    return GPT(config).to(dtype=numpy.dtype(args.dtype))
+def build_tinylm(config: dict):
+    gpt_config = GPTConfig(vocab_size=config["vocab"], block_size=config["block"],
+                           n_layer=config["layers"], n_head=config["heads"],
+                           n_embd=config["embd"], dropout=0.0)
+    return GPT(gpt_config).to(dtype=numpy.dtype(config["dtype"]))
 
 
 def tinylm_optimizer(model, lr=LR):
     """AdamW with weight decay on matrices only, as nanoGPT (and tinylm's train loop)."""
-    params = model.parameters()
-    return AdamW([{"params": [p for p in params if p.data.ndim >= 2],
-                   "weight_decay": WEIGHT_DECAY},
-                  {"params": [p for p in params if p.data.ndim < 2], "weight_decay": 0.0}],
-                 lr=lr, betas=BETAS)
-
-
-def torch_gpt_class(torch):
-    """nanoGPT's GPT in a few lines, built on ``torch`` passed in."""
-    nn, F = torch.nn, torch.nn.functional
-
-    class Block(nn.Module):
-        def __init__(self, D, H, p):
-            super().__init__()
-            self.H, self.p, self.drop = H, p, nn.Dropout(p)
-            self.ln_1, self.ln_2 = nn.LayerNorm(D), nn.LayerNorm(D)
-            self.c_attn, self.attn_proj = nn.Linear(D, 3 * D), nn.Linear(D, D)
-            self.c_fc, self.mlp_proj = nn.Linear(D, 4 * D), nn.Linear(4 * D, D)
-
-        def forward(self, x):
-            B, T, D = x.shape
-            q, k, v = self.c_attn(self.ln_1(x)).split(D, dim=2)
-            q, k, v = (t.view(B, T, self.H, D // self.H).transpose(1, 2) for t in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.p if self.training else 0.0)
-            x = x + self.drop(self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, D)))
-            h = F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")
-            return x + self.drop(self.mlp_proj(h))
-
-    class TorchGPT(nn.Module):
-        def __init__(self, V, T, L, H, D, p=0.0):
-            super().__init__()
-            self.wte, self.wpe = nn.Embedding(V, D), nn.Embedding(T, D)
-            self.h = nn.ModuleList([Block(D, H, p) for _ in range(L)])
-            self.ln_f, self.drop = nn.LayerNorm(D), nn.Dropout(p)
-
-        def forward(self, idx, targets):
-            pos = torch.arange(idx.shape[1], device=idx.device)
-            x = self.drop(self.wte(idx) + self.wpe(pos))
-            for block in self.h:
-                x = block(x)
-            logits = self.ln_f(x) @ self.wte.weight.T
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
-
-    return TorchGPT
-
-
-def torch_names(name: str) -> tuple:
-    """tinylm parameter name -> (torch parameter name, transpose?). tinylm stores Linear
-    weights [in, out]; torch stores [out, in]."""
-    renames = {"attn.c_proj": "attn_proj", "mlp.c_proj": "mlp_proj", "attn.c_attn": "c_attn",
-               "mlp.c_fc": "c_fc"}
-    if name in ("wte", "wpe"):
-        return f"{name}.weight", False
-    for ours, theirs in renames.items():
-        name = name.replace(ours, theirs)
-    return name, name.endswith("weight") and not name.split(".")[-2].startswith("ln_")
-
-
-def build_torch_twin(torch, model, dtype: str):
-    """The PyTorch GPT with ``model``'s exact weights."""
-    c = model.config
-    twin = torch_gpt_class(torch)(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd,
-                                  c.dropout)
-    twin = twin.to(getattr(torch, dtype))
-    params = dict(twin.named_parameters())
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            theirs, transpose = torch_names(name)
-            value = p.data.T if transpose else p.data
-            params[theirs].copy_(torch.from_numpy(numpy.ascontiguousarray(value)))
-    return twin
+    return AdamW(decay_groups(model.parameters(), WEIGHT_DECAY), lr=lr, betas=BETAS)
 
 
 def torch_optimizer(torch, twin, lr=LR):
-    params = list(twin.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=BETAS)
+    return torch.optim.AdamW(decay_groups(list(twin.parameters()), WEIGHT_DECAY), lr=lr,
+                             betas=BETAS)
 
 
 # -- one training step of each ---------------------------------------------------------------
@@ -190,10 +112,9 @@ def tinylm_step_fn(model, optimizer, idx, targets):
 def torch_step_fn(twin, optimizer, t_idx, t_targets):
     def step():
         optimizer.zero_grad(set_to_none=True)
-        twin(t_idx, t_targets).backward()
+        twin(t_idx, t_targets)[1].backward()
         optimizer.step()
     return step
-
 
 
 def _profile_top(step, steps: int, limit: int = 15) -> list:
@@ -210,81 +131,22 @@ def _profile_top(step, steps: int, limit: int = 15) -> list:
             for (fn, line, name), (_, _, tt, _, _) in rows]
 
 
-# -- the parent: start the workers, alternate them, collect the numbers -------------------------
-
-def _default_threads() -> int:
-    if NUMBA_AVAILABLE:
-        import numba
-        return numba.get_num_threads()
-    return os.cpu_count() or 1
-
-
-class Worker:
-    """One side of the comparison in its own process, driven by one-line JSON commands."""
-
-    def __init__(self, side: str, config: dict):
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(config["threads"]),
-                   NUMBA_NUM_THREADS=str(config["threads"]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tinylm.bench.gpt", "worker", side, json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.side = side
-        self.ready = self.receive()
-
-    def ask(self, **command) -> dict:
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        return self.receive()
-
-    def receive(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {self.side} benchmark worker exited early (exit status "
-                               f"{self.process.wait()}); its error is printed above.")
-        return json.loads(line)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait()
-
+# -- the parent and the workers --------------------------------------------------------------
 
 def run(args) -> dict:
     config = {key: getattr(args, key) for key in CONFIG_KEYS}
-    config["threads"] = args.threads or _default_threads()
-    sides = ["tinylm"] + ([] if args.no_torch or import_torch() is None else ["torch"])
+    config["threads"] = args.threads or default_threads()
+    sides = torch_sides(args.no_torch)
     if args.train:
         return run_training(config, sides)
-    workers = [Worker(side, config) for side in sides]
-    try:
-        rounds = {w.side: [] for w in workers}
-        for _ in range(max(1, args.repeat)):
-            for w in workers:
-                rounds[w.side].append(w.ask(command="time", steps=args.steps)["seconds"])
-        result = {"config": {k: config[k] for k in CONFIG_KEYS[:7]}, "threads": config["threads"],
-                  "kernels": os.environ.get(KERNEL_ENV_VAR, "auto")}
-        tokens = args.batch * args.block
-        for w in workers:
-            best, median = min(rounds[w.side]), float(numpy.median(rounds[w.side]))
-            result[f"{w.side}_ms_per_step"] = round(1e3 * best, 2)
-            result[f"{w.side}_median_ms_per_step"] = round(1e3 * median, 2)
-            result[f"{w.side}_tokens_per_s"] = round(tokens / best, 1)
-        if len(workers) == 2:
-            result["torch_version"] = workers[1].ready["version"]
-            result["ratio"] = round(result["tinylm_tokens_per_s"] / result["torch_tokens_per_s"], 3)
-        else:
-            result.update({"torch_tokens_per_s": None, "ratio": None})
-        if args.generate:
-            result.update(workers[0].ask(command="generate", tokens=args.generate))
-        if args.profile:
-            result.update(workers[0].ask(command="profile", steps=args.steps))
-    finally:
-        for w in workers:
-            w.close()
-    return result
+    extra = ([("tinylm", {"command": "generate", "tokens": args.generate})] if args.generate
+             else []) + ([("tinylm", {"command": "profile", "steps": args.steps})]
+                         if args.profile else [])
+    timings = compare(__name__, config, sides, args.repeat, args.steps,
+                      args.batch * args.block, extra)
+    return {"config": {k: config[k] for k in CONFIG_KEYS[:7]}, "threads": config["threads"],
+            "kernels": os.environ.get(KERNEL_ENV_VAR, "auto"), **timings}
 
-
-# -- the workers -------------------------------------------------------------------------------
 
 def _batch(config):
     rng = default_rng(0)
@@ -292,8 +154,18 @@ def _batch(config):
     return rng.integers(0, config["vocab"], size=shape), rng.integers(0, config["vocab"], size=shape)
 
 
-def _tinylm_worker(config, model):
+def build_side(side: str, config: dict, torch) -> Side:
+    """A harness side: tinylm's GPT, or its PyTorch twin with the same weights and batch;
+    with ``whole_run`` (``--train``), the preset's training run, reported when ready."""
+    if config.get("whole_run"):
+        return Side(lambda: None, ready=train_preset(config, torch))
+    model = build_tinylm(config)
     idx, targets = _batch(config)
+    if side == "torch":
+        twin = gpt_twin(torch, model, fused_attention=True)
+        step = torch_step_fn(twin, torch_optimizer(torch, twin), torch.from_numpy(idx),
+                             torch.from_numpy(targets))
+        return Side(step, ready={"version": torch.__version__})
     step, phases = tinylm_step_fn(model, tinylm_optimizer(model), idx, targets)
 
     def handle(command):
@@ -305,46 +177,7 @@ def _tinylm_worker(config, model):
         total = sum(phases.values())
         return {"tinylm_phases": {k: f"{100 * v / total:.1f}%" for k, v in phases.items()},
                 "tinylm_cprofile": lines}
-    return step, handle, {}
-
-
-def _torch_worker(config, model, torch):
-    idx, targets = _batch(config)
-    twin = build_torch_twin(torch, model, config["dtype"])
-    step = torch_step_fn(twin, torch_optimizer(torch, twin), torch.from_numpy(idx),
-                         torch.from_numpy(targets))
-    return step, None, {"version": torch.__version__}
-
-
-def worker_main(side: str, config: dict) -> None:
-    """Serve ``time`` / ``generate`` / ``profile`` commands on stdin, one JSON line each."""
-    torch = import_torch() if side in ("torch", "train-torch") else None
-    if NUMBA_AVAILABLE:
-        import numba
-        numba.set_num_threads(config["threads"])
-    if torch is not None:
-        torch.set_num_threads(config["threads"])
-    if side.startswith("train-"):
-        print(json.dumps(train_preset(config, torch)), flush=True)
-        return
-    args = type("Args", (), {k: config[k] for k in ("layers", "heads", "embd", "block",
-                                                    "vocab", "dtype")})
-    model = build_tinylm(args)
-    step, handle, ready = (_tinylm_worker(config, model) if torch is None
-                           else _torch_worker(config, model, torch))
-    for _ in range(2):                                    # warm-up: compilation, allocators
-        step()
-    print(json.dumps(ready), flush=True)
-    for line in sys.stdin:
-        command = json.loads(line)
-        if command["command"] == "time":
-            start = time.perf_counter()
-            for _ in range(command["steps"]):
-                step()
-            reply = {"seconds": (time.perf_counter() - start) / command["steps"]}
-        else:
-            reply = handle(command)
-        print(json.dumps(reply), flush=True)
+    return Side(step, handle)
 
 
 # -- generation speed --------------------------------------------------------------------------
@@ -370,7 +203,7 @@ def run_training(config: dict, sides: list) -> dict:
     """The preset's training run with tinylm's loop, then the same run in PyTorch."""
     result = {"preset": config["train"], "threads": config["threads"]}
     for side in sides:
-        worker = Worker(f"train-{side}", config)
+        worker = Worker(__name__, side, dict(config, whole_run=True))
         result.update(worker.ready)
         worker.close()
     if "torch_wall_s" in result:
@@ -406,7 +239,7 @@ def train_preset(config: dict, torch) -> dict:
             val_loss = train(model, "gpt", cfg, data.train, data.val,
                              log=lambda line: None).evals[-1]["val_loss"]
         else:
-            twin = build_torch_twin(torch, model.to(dtype=numpy.float32), "float32")
+            twin = gpt_twin(torch, model.to(dtype=numpy.float32), fused_attention=True)
             val_loss = torch_training_run(torch, twin, cfg, data)
         wall = time.perf_counter() - start
     return {"max_iters": cfg.max_iters, f"{side}_wall_s": round(wall, 1),
@@ -431,8 +264,8 @@ def torch_training_run(torch, twin, cfg, data) -> float:
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(it, sched)
-        x, y = batcher.next_batch()
-        loss = twin(torch.from_numpy(x), torch.from_numpy(y))
+        x, y, _ = batcher.next_batch()
+        _, loss = twin(torch.from_numpy(x), torch.from_numpy(y))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(twin.parameters(), cfg.grad_clip)
@@ -450,13 +283,10 @@ def torch_evaluate(torch, twin, ids, cfg) -> float:
         for i, (x, y) in enumerate(iterate_eval_windows(ids, cfg.batch_size, cfg.block_size)):
             if cfg.eval_iters and i >= cfg.eval_iters:
                 break
-            loss = twin(torch.from_numpy(numpy.ascontiguousarray(x)),
-                        torch.from_numpy(numpy.ascontiguousarray(y)))
+            _, loss = twin(torch.from_numpy(numpy.ascontiguousarray(x)),
+                           torch.from_numpy(numpy.ascontiguousarray(y)))
             total += loss.item() * y.size
             count += y.size
     twin.train()
     return total / count
 
-
-if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
-    worker_main(sys.argv[2], json.loads(sys.argv[3]))

@@ -7,7 +7,7 @@ equivalent, when torch is installed) at the sizes training actually uses.
     tinylm bench kernels --threads 1 --clock cpu    one core, CPU time: comparable figures
                                                     even on a machine other jobs share
 
-Every timing is the best of ``--repeat`` runs after one untimed warm-up call (which also
+Every timing (tinylm/bench/harness.py's ``best_ms``) is the best of ``--repeat`` runs after one untimed warm-up call (which also
 compiles or loads the numba code), so compilation never counts. A slow path stops repeating
 once it has used ``--budget`` seconds. What each row times:
 
@@ -35,6 +35,7 @@ import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng, kernel_mode
 from tinylm.bench import import_torch
+from tinylm.bench.harness import best_ms, set_threads
 from tinylm.functional import activations as F_act
 from tinylm.functional import attention as functional_attention
 from tinylm.functional import cross_entropy as F_ce
@@ -83,20 +84,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="'cpu' times the calling thread's CPU time, which other processes "
                              "on a busy machine do not inflate; needs --threads 1")
-
-
-def best_ms(fn, repeat: int, budget: float, clock=time.perf_counter) -> float:
-    """Best time of ``fn()`` in milliseconds on ``clock``, after one untimed warm-up call."""
-    fn()
-    best, spent = float("inf"), 0.0
-    for _ in range(max(1, repeat)):
-        start = clock()
-        fn()
-        elapsed = clock() - start
-        best, spent = min(best, elapsed), spent + elapsed
-        if spent > budget:
-            break
-    return 1e3 * best
 
 
 # -- each kernel: (reference thunk, dispatching thunk, torch thunk or None) ----------------------
@@ -246,10 +233,7 @@ def run(args) -> dict:
         raise SystemExit(f"{KERNEL_ENV_VAR}=reference would time the reference twice; unset it.")
     torch = import_torch(args.no_torch)
     if args.threads:
-        import numba
-        numba.set_num_threads(args.threads)
-        if torch is not None:
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads, torch)
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     dtype = numpy.dtype(args.dtype)
     rng = default_rng(0)

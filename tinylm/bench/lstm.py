@@ -1,5 +1,5 @@
 """``tinylm bench lstm``: one full training step of an LSTM language model, tinylm against
-PyTorch on the same configuration, in the same process, interleaved.
+PyTorch on the same configuration, each in its own worker process, interleaved.
 
     tinylm bench lstm --vocab 65 --embd 128 --hidden 256 --block 64 --batch 32 [--layers 1]
                       [--steps 5] [--repeat 5] [--dtype float32] [--threads N] [--json]
@@ -7,12 +7,12 @@ PyTorch on the same configuration, in the same process, interleaved.
 A step is forward (embedding -> LSTM stack -> linear -> softmax cross-entropy over the B x T
 targets), backward, and an AdamW update (lr 1e-3, weight decay 0.01 on every parameter, as
 torch.optim.AdamW's default). The PyTorch twin is nn.Embedding + nn.LSTM(batch_first=True)
-+ nn.Linear + F.cross_entropy + torch.optim.AdamW, in the same dtype, with
-torch.set_num_threads equal to numba's thread count (NUMBA_NUM_THREADS, default: all cores).
++ nn.Linear + F.cross_entropy + torch.optim.AdamW (tinylm/bench/twins/recurrent.py), in
+the same dtype.
 
-Timing: after two untimed warm-up steps each (numba compilation, allocator warm-up), the two
-implementations alternate ``--repeat`` rounds of ``--steps`` steps; each reports its best
-round (the least disturbed by other processes on a shared machine). ``ratio`` is tinylm's
+Timing is tinylm/bench/harness.py's: each side in its own worker process with ``--threads``
+threads (default: numba's count), alternating ``--repeat`` rounds of ``--steps`` steps, each
+round after one untimed step; best and median round per side. ``ratio`` is tinylm's
 tokens/s over PyTorch's: above 1.0 tinylm is faster. ``--profile`` adds tinylm's time split
 into forward, backward and optimizer step.
 """
@@ -24,12 +24,14 @@ import time
 
 import numpy
 
-from tinylm.backend import KERNEL_ENV_VAR, NUMBA_AVAILABLE, default_rng
-from tinylm.bench import import_torch
+from tinylm.backend import KERNEL_ENV_VAR, default_rng
+from tinylm.bench.harness import Side, compare, default_threads, timed_steps, torch_sides
+from tinylm.bench.twins.recurrent import recurrent_lm_twin, twin_lm_loss, twin_parameters
 from tinylm.models.rnn_lm import LSTMLM, RecurrentLMConfig
 from tinylm.optim import AdamW
 
 LR, WEIGHT_DECAY = 1e-3, 0.01
+CONFIG_KEYS = ("vocab", "embd", "hidden", "layers", "block", "batch", "dtype", "threads")
 
 
 def add_arguments(parser) -> None:
@@ -49,11 +51,12 @@ def add_arguments(parser) -> None:
                         help="split tinylm's step into forward / backward / optimizer")
 
 
-def tinylm_step_fn(args, idx, targets):
+def tinylm_step_fn(config: dict, idx, targets):
     """A closure running one tinylm training step, and a dict of phase timers."""
-    config = RecurrentLMConfig(vocab_size=args.vocab, n_embd=args.embd, n_hidden=args.hidden,
-                               n_layer=args.layers, init_range=0.0)
-    model = LSTMLM(config).to(dtype=numpy.dtype(args.dtype))
+    lm_config = RecurrentLMConfig(vocab_size=config["vocab"], n_embd=config["embd"],
+                                  n_hidden=config["hidden"], n_layer=config["layers"],
+                                  init_range=0.0)
+    model = LSTMLM(lm_config).to(dtype=numpy.dtype(config["dtype"]))
     optimizer = AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 
@@ -73,79 +76,45 @@ def tinylm_step_fn(args, idx, targets):
     return step, phases
 
 
-def torch_step_fn(torch, args, idx, targets):
+def torch_step_fn(torch, config: dict, idx, targets):
     """The PyTorch twin of ``tinylm_step_fn``'s step."""
-    dtype = getattr(torch, args.dtype)
-    torch.manual_seed(0)
-    embedding = torch.nn.Embedding(args.vocab, args.embd).to(dtype)
-    lstm = torch.nn.LSTM(args.embd, args.hidden, args.layers, batch_first=True).to(dtype)
-    head = torch.nn.Linear(args.hidden, args.vocab).to(dtype)
-    params = [*embedding.parameters(), *lstm.parameters(), *head.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
+    twin = recurrent_lm_twin(torch, "lstm", config["vocab"], config["embd"], config["hidden"],
+                             config["layers"], dtype=config["dtype"])
+    optimizer = torch.optim.AdamW(twin_parameters(twin), lr=LR, weight_decay=WEIGHT_DECAY)
     t_idx, t_targets = torch.from_numpy(idx), torch.from_numpy(targets)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        out, _ = lstm(embedding(t_idx))
-        logits = head(out)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, args.vocab),
-                                                 t_targets.reshape(-1))
-        loss.backward()
+        twin_lm_loss(torch, twin, t_idx, t_targets)[1].backward()
         optimizer.step()
     return step
 
 
-def _round_seconds(step, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+def build_side(side: str, config: dict, torch) -> Side:
+    """A harness side: tinylm's LSTM LM or its PyTorch twin, on the same batch."""
+    rng = default_rng(0)
+    shape = (config["batch"], config["block"])
+    idx, targets = rng.integers(0, config["vocab"], size=shape), rng.integers(0, config["vocab"], size=shape)
+    if side == "torch":
+        return Side(torch_step_fn(torch, config, idx, targets),
+                    ready={"version": torch.__version__})
+    step, phases = tinylm_step_fn(config, idx, targets)
 
+    def profile(command):
+        for key in phases:
+            phases[key] = 0.0
+        timed_steps(step, command["steps"], warmup=0)
+        total = sum(phases.values())
+        return {"tinylm_profile": {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}}
+    return Side(step, profile)
 
 
 def run(args) -> dict:
-    if NUMBA_AVAILABLE:
-        import numba
-        threads = args.threads or numba.get_num_threads()
-        numba.set_num_threads(threads)
-    else:
-        threads = args.threads or os.cpu_count()
-    torch = import_torch(args.no_torch)
-    if torch is not None:
-        torch.set_num_threads(threads)
-    rng = default_rng(0)
-    idx = rng.integers(0, args.vocab, size=(args.batch, args.block))
-    targets = rng.integers(0, args.vocab, size=(args.batch, args.block))
-    tokens = args.batch * args.block
-
-    tiny_step, phases = tinylm_step_fn(args, idx, targets)
-    torch_step = torch_step_fn(torch, args, idx, targets) if torch is not None else None
-    for _ in range(2):
-        tiny_step()
-        if torch_step is not None:
-            torch_step()
-    for key in phases:
-        phases[key] = 0.0
-    tiny_best, torch_best = float("inf"), float("inf")
-    for _ in range(max(1, args.repeat)):
-        tiny_best = min(tiny_best, _round_seconds(tiny_step, args.steps))
-        if torch_step is not None:
-            torch_best = min(torch_best, _round_seconds(torch_step, args.steps))
-
-    result = {"config": {"vocab": args.vocab, "embd": args.embd, "hidden": args.hidden,
-                         "layers": args.layers, "block": args.block, "batch": args.batch,
-                         "dtype": args.dtype},
-              "threads": threads, "kernels": os.environ.get(KERNEL_ENV_VAR, "auto"),
-              "tinylm_ms_per_step": round(1e3 * tiny_best, 2),
-              "tinylm_tokens_per_s": round(tokens / tiny_best, 1)}
-    if torch_step is not None:
-        result.update({"torch_version": torch.__version__,
-                       "torch_ms_per_step": round(1e3 * torch_best, 2),
-                       "torch_tokens_per_s": round(tokens / torch_best, 1),
-                       "ratio": round(torch_best / tiny_best, 3)})
-    else:
-        result.update({"torch_tokens_per_s": None, "ratio": None})
-    if args.profile:
-        total = sum(phases.values())
-        result["tinylm_profile"] = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
-    return result
+    config = {key: getattr(args, key) for key in CONFIG_KEYS}
+    config["threads"] = args.threads or default_threads()
+    extra = [("tinylm", {"command": "profile", "steps": args.steps})] if args.profile else []
+    timings = compare(__name__, config, torch_sides(args.no_torch), args.repeat, args.steps,
+                      args.batch * args.block, extra)
+    return {"config": {k: config[k] for k in CONFIG_KEYS if k != "threads"},
+            "threads": config["threads"], "kernels": os.environ.get(KERNEL_ENV_VAR, "auto"),
+            **timings}

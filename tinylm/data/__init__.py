@@ -3,7 +3,7 @@
     text = load_text("tinyshakespeare")                 # datasets.py: resolve, verify, read
     tok = CharTokenizer.from_text(text)                 # tokenizers.py (vocab.py underneath)
     train, val = split_train_val(tok.encode(text), 0.1) # batching.py
-    x, y = RandomWindowBatcher(train, 32, 64, seed=0).next_batch()
+    x, y, _ = RandomWindowBatcher(train, 32, 64, seed=0).next_batch()
 """
 
 from tinylm.data.batching import (RandomWindowBatcher, SequentialBatcher, iterate_eval_windows,

@@ -13,7 +13,7 @@ follows ``x[b, t]``: one window of T+1 tokens gives T training examples at once.
 * ``iterate_eval_windows``: every (input, target) pair of a stream exactly once, for
   evaluation.
 
-All batches are host NumPy int64 arrays; the training loop moves them to the device. Both
+Both batchers return a ``Batch`` (x, y, new_epoch) of host NumPy int64 arrays; the training loop moves them to the device. Both
 batchers save their position (``state_dict``, JSON-serialisable) so a resumed run draws the
 very batches an uninterrupted run would have drawn.
 """
@@ -22,7 +22,19 @@ from __future__ import annotations
 
 import numpy
 
+from typing import NamedTuple
+
 from tinylm.backend import default_rng, to_numpy
+
+
+class Batch(NamedTuple):
+    """x, y [B, T] token ids (y is x shifted left by one); ``new_epoch`` is True for the
+    first batch of each epoch of sequential batching, when a recurrent model resets its
+    state (always False for random windows)."""
+
+    x: numpy.ndarray
+    y: numpy.ndarray
+    new_epoch: bool = False
 
 
 def _as_ids(ids) -> numpy.ndarray:
@@ -73,7 +85,7 @@ class RandomWindowBatcher:
     def next_batch(self):
         starts = self.rng.integers(0, len(self.ids) - self.block_size, size=self.batch_size)
         index = starts[:, None] + numpy.arange(self.block_size)[None, :]      # [B, T]
-        return self.ids[index], self.ids[index + 1]                          # x, y [B, T]
+        return Batch(self.ids[index], self.ids[index + 1])                   # x, y [B, T]
 
     def _shape(self) -> dict:
         return {"kind": self.kind, "tokens": len(self.ids), "batch_size": self.batch_size,
@@ -91,7 +103,7 @@ class SequentialBatcher:
     """The stream as B rows of L = N // B tokens (the tail N mod B is dropped), read in
     windows x = rows[:, i:i+T], y = rows[:, i+1:i+T+1], i = 0, T, 2T, ...
 
-    ``next_batch()`` returns (x, y, new_epoch): ``new_epoch`` is True for the first batch of
+    ``next_batch()`` returns a ``Batch`` whose ``new_epoch`` is True for the first batch of
     every epoch (including the very first), when a recurrent model should reset its state.
     ``epoch`` is the epoch the last batch came from; ``steps_per_epoch = (L - 1) // T``.
     """
@@ -119,7 +131,7 @@ class SequentialBatcher:
         y = self.rows[:, i + 1:i + self.num_steps + 1].copy()          # [B, T]
         new_epoch = self.step == 0
         self.step += 1
-        return x, y, new_epoch
+        return Batch(x, y, new_epoch)
 
     def _shape(self) -> dict:
         return {"kind": self.kind, "tokens": int(self.rows.size), "batch_size": self.batch_size,

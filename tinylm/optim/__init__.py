@@ -18,9 +18,10 @@ cosine, step decay). Each follows torch.optim exactly; tests/test_optim.py prove
 
 from tinylm.optim.adam import Adam, AdamW
 from tinylm.optim.clip import clip_grad_norm, global_grad_norm
+from tinylm.optim.decay import decay_groups
 from tinylm.optim.optimizer import Optimizer
 from tinylm.optim.schedules import SCHEDULES, constant, lr_at, step_decay, warmup_cosine
 from tinylm.optim.sgd import SGD
 
 __all__ = ["Adam", "AdamW", "Optimizer", "SCHEDULES", "SGD", "clip_grad_norm", "constant",
-           "global_grad_norm", "lr_at", "step_decay", "warmup_cosine"]
+           "decay_groups", "global_grad_norm", "lr_at", "step_decay", "warmup_cosine"]

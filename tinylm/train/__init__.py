@@ -1,2 +1,2 @@
-"""Training and use (layer 5): configuration, presets, the loop, and the command-line
-entry points for ``tinylm train``, ``tinylm generate`` and ``tinylm eval``."""
+"""Training and use (layer 5): configuration, presets, the loop, checkpoint restore and the
+loss plot. The commands that drive them live in tinylm/commands/."""

@@ -4,7 +4,7 @@ evaluation, checkpoints and exact resume.
 One iteration ``it`` (0-based) is
 
     lr      = lr_at(it)                       (schedule)
-    x, y    = batcher.next_batch()            [B, T] ids, y = x shifted by one
+    x, y, _ = batcher.next_batch()            [B, T] ids, y = x shifted by one
     loss    = model.forward(x, y)             mean cross-entropy
     model.backward(); clip_grad_norm(); optimizer.step(); zero_grad()
 
@@ -60,13 +60,18 @@ def _rng_modules(model):
     return [(name, m) for name, m in model.named_modules() if hasattr(m, "get_rng_state")]
 
 
-def save_run(out_dir, model, model_name, cfg, optimizer, batcher, run: RunState) -> Path:
+def save_run(out_dir, model, model_name, cfg, run: RunState, optimizer=None,
+             batcher=None) -> Path:
+    """The one writer of a run's checkpoint, ``OUT_DIR/ckpt``: the model's parameters and
+    the run's metadata; with ``optimizer`` and ``batcher`` (a neural run) also what an exact
+    resume needs: optimizer state, batcher position and dropout generators."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"optim/{k}": to_numpy(v) for k, v in optimizer.state_dict().items()})
     meta = {"model": model_name, "model_config": model.config_dict(), "train_config": cfg.to_dict(),
-            "batcher": batcher.state_dict(),
-            "rng": {name: m.get_rng_state() for name, m in _rng_modules(model)},
             "run": dataclasses.asdict(run)}
+    if optimizer is not None:
+        arrays.update({f"optim/{k}": to_numpy(v) for k, v in optimizer.state_dict().items()})
+        meta.update(batcher=batcher.state_dict(),
+                    rng={name: m.get_rng_state() for name, m in _rng_modules(model)})
     return save_checkpoint(Path(out_dir) / CHECKPOINT_NAME, arrays, meta)
 
 
@@ -126,7 +131,7 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
         if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
             _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write)
             run.elapsed_s = time.perf_counter() - start
-            save_run(out_dir, model, model_name, cfg, optimizer, batcher, run)
+            save_run(out_dir, model, model_name, cfg, run, optimizer, batcher)
         if it >= max_iters:
             break
         loss = train_step(model, optimizer, batcher, cfg, lr_at(it, sched), xp, it)
@@ -151,21 +156,17 @@ def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print) -> Ru
     run = RunState()
     _evaluate(model, cfg, val_ids, numpy, run, log)
     run.elapsed_s = time.perf_counter() - started
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    meta = {"model": model_name, "model_config": model.config_dict(),
-            "train_config": cfg.to_dict(), "run": dataclasses.asdict(run)}
-    save_checkpoint(Path(cfg.out_dir) / CHECKPOINT_NAME, arrays, meta)
+    save_run(cfg.out_dir, model, model_name, cfg, run)
     return run
 
 
 def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int) -> float:
     """One optimisation step; returns the training loss of the batch."""
     batch = batcher.next_batch()
-    x, y = batch[0], batch[1]
-    if len(batch) > 2 and batch[2]:        # sequential batching: a new epoch starts
+    if batch.new_epoch:
         model.reset_state()
     optimizer.lr = lr
-    _, loss = model.forward(xp.asarray(x), xp.asarray(y))
+    _, loss = model.forward(xp.asarray(batch.x), xp.asarray(batch.y))
     loss = float(to_numpy(loss))
     if not math.isfinite(loss):
         raise NonFiniteLossError(f"the training loss is {loss} at step {it} (lr {lr:g}); the run "

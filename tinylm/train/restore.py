@@ -10,13 +10,14 @@ from tinylm.checkpoint import load_checkpoint, split_prefix
 from tinylm.data import load_tokenizer
 from tinylm.models import get_model_class
 from tinylm.train.config import TrainConfig
+from tinylm.train.loop import CHECKPOINT_NAME
 
 
 def load_trained(checkpoint, device: str = "cpu"):
     """-> (model in eval mode, tokenizer, TrainConfig). ``checkpoint``: OUT_DIR/ckpt or OUT_DIR."""
     path = Path(checkpoint)
     if path.is_dir():
-        path = path / "ckpt"
+        path = path / CHECKPOINT_NAME
     arrays, meta = load_checkpoint(path)
     cfg = TrainConfig.from_dict(meta["train_config"])
     model = get_model_class(meta["model"]).from_config(meta["model_config"])

@@ -10,13 +10,16 @@ from tinylm.train.restore import load_trained
 from tinylm.train.setup import prepare_data
 
 
-def main(argv) -> int:
-    p = argparse.ArgumentParser(prog="tinylm eval", description=__doc__)
-    p.add_argument("checkpoint")
-    p.add_argument("--split", choices=("val", "test"), default="val")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The checkpoint, the split, and optionally the batch size and device."""
+    parser.add_argument("checkpoint")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args) -> int:
+    """Print the split's loss (nats/token) and perplexity."""
     model, tokenizer, cfg = load_trained(args.checkpoint, args.device)
     data = prepare_data(cfg)
     ids = data.val if args.split == "val" else data.test

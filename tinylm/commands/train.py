@@ -40,9 +40,9 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true/false).")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinylm train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model family, ``--preset``, ``--model``, ``--resume`` and one flag per TrainConfig
+    field."""
     parser.add_argument("model", choices=sorted(MODEL_REGISTRY), help="model family")
     parser.add_argument("--preset", help="a named configuration (see tinylm/train/presets/)")
     parser.add_argument("--model", dest="model_overrides", action="append", default=[],
@@ -57,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, type=float, nargs="+", default=None)
         else:
             parser.add_argument(flag, type=default_type, default=None)
-    return parser
 
 
 def resolve_configs(args) -> tuple[TrainConfig, dict]:
@@ -90,8 +89,8 @@ def resolve_configs(args) -> tuple[TrainConfig, dict]:
     return TrainConfig.from_dict(train_values), model_config
 
 
-def main(argv) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """Train (or, for a count-based model, fit) and write the checkpoint, tokenizer and plot."""
     cfg, model_config = resolve_configs(args)
     data = prepare_data(cfg)
     out_dir = Path(cfg.out_dir)
@@ -106,11 +105,11 @@ def main(argv) -> int:
     print(f"{args.model}: {model.num_parameters():,} parameters; {len(data.train):,} training "
           f"and {len(data.val):,} validation tokens; vocabulary {data.tokenizer.vocab_size}")
     started = time.perf_counter()
-    if not model.trainable:            # count-based (n-gram): counting replaces training
-        run = fit_counts(model, args.model, cfg, data.train, data.val)
-    else:
-        run = train(model, args.model, cfg, data.train, data.val, resume=args.resume)
-    final = run.evals[-1]
+    if model.trainable:
+        history = train(model, args.model, cfg, data.train, data.val, resume=args.resume)
+    else:                              # count-based (n-gram): counting replaces training
+        history = fit_counts(model, args.model, cfg, data.train, data.val)
+    final = history.evals[-1]
     print(f"done in {time.perf_counter() - started:.1f} s: val loss {final['val_loss']:.4f}, "
           f"val perplexity {final['val_perplexity']:.2f}")
     print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.npz"

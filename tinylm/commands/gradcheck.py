@@ -1,4 +1,4 @@
-"""``tinylm gradcheck``: the library's own gradient-check suite (layer 6).
+"""``tinylm gradcheck``: the library's own gradient-check suite.
 
 Every hand-written backward in tinylm is checked against central finite differences in
 float64 (tinylm/gradcheck.py explains the method and the relative error it reports).
@@ -72,20 +72,17 @@ def run_cases(cases: list, kernels: str = "auto", seed: int = 0) -> list:
             os.environ[KERNEL_ENV_VAR] = saved
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinylm gradcheck",
-                                     description="Check every hand-written backward against "
-                                                 "float64 central finite differences.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--only``, ``--kernels`` and ``--seed``."""
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this pair or case (repeatable), e.g. --only layernorm")
     parser.add_argument("--kernels", choices=KERNEL_CHOICES, default="auto",
                         help="'reference' forces the plain array-module kernels")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and upstream gradients")
-    return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """Run the selected cases and print their reports; 1 when any fails."""
     try:
         cases = select_cases(discover_cases(), args.only)
     except ValueError as e:

@@ -12,8 +12,8 @@ from tinylm.generate import generate
 from tinylm.train.restore import load_trained
 
 
-def build_parser():
-    p = argparse.ArgumentParser(prog="tinylm generate", description=__doc__)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The checkpoint, the prompt and the sampling settings."""
     p.add_argument("checkpoint", help="OUT_DIR or OUT_DIR/ckpt of a `tinylm train` run")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument("--max-new-tokens", type=int, default=500)
@@ -23,11 +23,10 @@ def build_parser():
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    return p
 
 
-def main(argv) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """Print the prompt followed by the sampled continuation."""
     model, tokenizer, _ = load_trained(args.checkpoint, args.device)
     xp = array_module_for(args.device)
     prompt_ids = numpy.asarray(tokenizer.encode(args.prompt), dtype=numpy.int64)
