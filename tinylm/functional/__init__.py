@@ -13,7 +13,7 @@ Conventions shared by every pair:
 Chapter 03 derives each backward; ``tinylm.gradcheck`` proves each against finite
 differences. Every module ends with ``gradcheck_cases()``, a list of
 ``tinylm.gradcheck.GradcheckCase`` (the pair plus small float64 inputs): ``tinylm gradcheck``
-(tinylm/checks.py) discovers and runs them, and tests/test_functional_gradcheck.py fails if a
+(tinylm/commands/gradcheck.py) discovers and runs them, and tests/test_functional_gradcheck.py fails if a
 ``*_backward`` defined here has no case. A new module adds its pairs and its cases, nothing else.
 
 Glossary: the symbols of the docstrings' maths and the arguments they are passed as. A

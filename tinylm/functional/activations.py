@@ -118,7 +118,7 @@ def _away_from_zero(rng, shape):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("sigmoid", sigmoid_forward, sigmoid_backward,
                       lambda rng: {"x": 3.0 * rng.standard_normal((4, 5))}),

@@ -294,7 +294,7 @@ def _mha_inputs(rng, B=2, T=5, D=8, **extra):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     def qkv(rng, Tq=4, Tk=4, lead=(2, 3)):
         return {"q": rng.standard_normal((*lead, Tq, 5)), "k": rng.standard_normal((*lead, Tk, 5)),
                 "v": rng.standard_normal((*lead, Tk, 3))}

@@ -106,7 +106,7 @@ def _padded_targets(rng, batch: int, length: int, vocab_size: int):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("cross_entropy", cross_entropy_forward, cross_entropy_backward,
                       lambda rng: {"logits": rng.standard_normal((5, 7)),

@@ -58,7 +58,7 @@ def dropout_backward(dy, cache):
 
 
 def gradcheck_cases():
-    """This module's entry in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entry in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("dropout", dropout_forward, dropout_backward,
                       lambda rng: {"x": rng.standard_normal((4, 6)), "p": 0.3, "seed": 7},

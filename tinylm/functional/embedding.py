@@ -68,7 +68,7 @@ def embedding_backward(dout, cache, dW=None):
 
 
 def gradcheck_cases():
-    """This module's entry in ``tinylm gradcheck`` (tinylm/checks.py): 10 ids drawn from 3
+    """This module's entry in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py): 10 ids drawn from 3
     values, so ids repeat and the scatter-add must sum their rows."""
     return [
         GradcheckCase("embedding[repeated ids]", embedding_forward, embedding_backward,

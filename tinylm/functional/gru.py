@@ -188,7 +188,7 @@ def gru_recurrence_backward(dhs, cache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     biases = ("b_x", "b_h")
     return [GradcheckCase("gru_cell", gru_cell_forward, gru_cell_backward,
                           lambda rng: recurrent_inputs(rng, (3, 4), 3, 3, "h_prev", biases=biases)),

@@ -70,7 +70,7 @@ def layernorm_backward(dy, cache):
 
 
 def gradcheck_cases():
-    """This module's entry in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entry in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("layernorm", layernorm_forward, layernorm_backward,
                       lambda rng: {"x": rng.standard_normal((2, 3, 6)),

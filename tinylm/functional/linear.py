@@ -40,7 +40,7 @@ def linear_backward(dy, cache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("linear", linear_forward, linear_backward,
                       lambda rng: {"x": rng.standard_normal((4, 3)),

@@ -72,7 +72,7 @@ def learned_positional_backward(dy, cache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("sinusoidal_positional", sinusoidal_positional_forward,
                       sinusoidal_positional_backward,

@@ -175,7 +175,7 @@ def rnn_recurrence_backward(dhs, cache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [GradcheckCase("rnn_cell", rnn_cell_forward, rnn_cell_backward,
                           lambda rng: recurrent_inputs(rng, (3, 4), 3, 1, "h_prev")),
             GradcheckCase("rnn", rnn_forward, rnn_backward,

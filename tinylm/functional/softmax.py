@@ -44,7 +44,7 @@ def log_softmax_backward(dlogp, cache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("softmax", softmax_forward, softmax_backward,
                       lambda rng: {"z": 2.0 * rng.standard_normal((2, 3, 5))}),

@@ -110,7 +110,7 @@ def _block_inputs(rng, dropout_p=0.0):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/checks.py)."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
     return [
         GradcheckCase("transformer_block", transformer_block_forward, transformer_block_backward,
                       lambda rng: _block_inputs(rng), seeded=True),
