@@ -21,7 +21,7 @@ import numpy
 from tinylm.data import (CharTokenizer, RandomWindowBatcher, SequentialBatcher, WordTokenizer,
                          load_text, split_train_val)
 from tinylm.models import get_model_class
-from tinylm.optim import SGD, Adam, AdamW
+from tinylm.optim import SGD, Adam, AdamW, decay_groups
 
 SPLIT_DATASETS = {"ptb": ("ptb.train", "ptb.valid", "ptb.test")}
 
@@ -87,15 +87,12 @@ def with_training_window(cfg, model):
 
 
 def build_optimizer(model, cfg):
-    """Weight decay applies to matrices (ndim >= 2) only, never to biases or norms."""
+    """Weight decay applies to matrices (ndim >= 2) only, never to biases or norms
+    (``tinylm.optim.decay_groups``)."""
     params = model.parameters()
     if cfg.optimizer == "sgd":
         return SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    decay = [p for p in params if p.data.ndim >= 2]
-    no_decay = [p for p in params if p.data.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
+    groups = decay_groups(params, cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
     if cfg.optimizer == "adam":
