@@ -29,6 +29,8 @@ Chapter 03, section "A neural language model".
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tinylm.backend import get_array_module, use_numba
 from tinylm.functional.embedding import scatter_add_rows
 from tinylm.gradcheck import GradcheckCase
@@ -94,10 +96,25 @@ def window_projection_forward(ids, C, W, bias):
     return pre, cache
 
 
+class TablesCache(NamedTuple):
+    """The projected-tables path: the ids [B, T+n-1], C [R, d] and W as blocks Wk [n, d, H]."""
+    ids: object
+    C: object
+    Wk: object
+
+
+class ConcatenatedCache(NamedTuple):
+    """The concatenation path: as TablesCache, plus the concatenated windows ctx [B, T, n d]."""
+    ids: object
+    C: object
+    Wk: object
+    ctx: object
+
+
 def _project_tables(ids, C, Wk, T):
     xp = get_array_module(C)
     tables = xp.tensordot(C, Wk, axes=([1], [1])).transpose(1, 0, 2)  # [n, R, H]: P_k = C W_k
-    return window_sum(tables, ids, T), ("tables", ids, C, Wk)         # [B, T, H]
+    return window_sum(tables, ids, T), TablesCache(ids, C, Wk)        # [B, T, H]
 
 
 def _project_concatenated(ids, C, Wk, T):
@@ -106,31 +123,39 @@ def _project_concatenated(ids, C, Wk, T):
     emb = xp.take(C, ids, axis=0)                                     # [B, T+n-1, d]
     ctx = xp.concatenate([emb[:, k:k + T] for k in range(n)], axis=-1)  # [B, T, n d]
     pre = ctx.reshape(-1, n * d) @ Wk.reshape(n * d, H)               # [B T, H]
-    return pre.reshape(ids.shape[0], T, H), ("concatenated", ids, C, Wk, ctx)
+    return pre.reshape(ids.shape[0], T, H), ConcatenatedCache(ids, C, Wk, ctx)
 
 
 def window_projection_backward(dpre, cache):
     """dpre [B, T, H] -> (dC [R, d], dW [n d, H], dbias [H])."""
+    dbias = dpre.reshape(-1, dpre.shape[-1]).sum(axis=0)             # [H]
+    if isinstance(cache, TablesCache):
+        return (*_tables_backward(dpre, cache), dbias)
+    return (*_concatenated_backward(dpre, cache), dbias)
+
+
+def _tables_backward(dpre, cache: TablesCache):
     xp = get_array_module(dpre)
-    ids, C, Wk = cache[1:4]
-    n, d, H = Wk.shape
-    dbias = dpre.reshape(-1, H).sum(axis=0)                          # [H]
-    if cache[0] == "tables":
-        dtables = window_scatter_add(dpre, ids, n, C.shape[0])       # [n, R, H]
-        dW = xp.tensordot(dtables, C, axes=([1], [0]))               # [n, H, d]: C^T dP_k
-        dW = dW.transpose(0, 2, 1).reshape(n * d, H)                 # [n d, H]
-        dC = xp.tensordot(dtables, Wk, axes=([0, 2], [0, 2]))        # [R, d]: sum_k dP_k W_k^T
-        return dC, dW, dbias
-    ctx = cache[4]                                                   # [B, T, n d]
+    n, d, H = cache.Wk.shape
+    dtables = window_scatter_add(dpre, cache.ids, n, cache.C.shape[0])    # [n, R, H]
+    dW = xp.tensordot(dtables, cache.C, axes=([1], [0]))             # [n, H, d]: C^T dP_k
+    dW = dW.transpose(0, 2, 1).reshape(n * d, H)                     # [n d, H]
+    dC = xp.tensordot(dtables, cache.Wk, axes=([0, 2], [0, 2]))      # [R, d]: sum_k dP_k W_k^T
+    return dC, dW
+
+
+def _concatenated_backward(dpre, cache: ConcatenatedCache):
+    xp = get_array_module(dpre)
+    n, d, H = cache.Wk.shape
     B, T = dpre.shape[:2]
     dpre2 = dpre.reshape(-1, H)                                      # [B T, H]
-    dW = ctx.reshape(-1, n * d).T @ dpre2                            # [n d, H]
-    dctx = (dpre2 @ Wk.reshape(n * d, H).T).reshape(B, T, n, d)      # [B, T, n, d]
+    dW = cache.ctx.reshape(-1, n * d).T @ dpre2                      # [n d, H]
+    dctx = (dpre2 @ cache.Wk.reshape(n * d, H).T).reshape(B, T, n, d)    # [B, T, n, d]
     demb = xp.zeros((B, T + n - 1, d), dtype=dpre.dtype)             # [B, T+n-1, d]
     for k in range(n):                           # undo the n shifted views of the embeddings
         demb[:, k:k + T] += dctx[:, :, k]
-    dC = scatter_add_rows(ids.reshape(-1), demb.reshape(-1, d), C.shape[0])     # [R, d]
-    return dC, dW, dbias
+    dC = scatter_add_rows(cache.ids.reshape(-1), demb.reshape(-1, d), cache.C.shape[0])  # [R, d]
+    return dC, dW
 
 
 def gradcheck_cases():
