@@ -130,11 +130,11 @@ def window_projection_backward(dpre, cache):
     """dpre [B, T, H] -> (dC [R, d], dW [n d, H], dbias [H])."""
     dbias = dpre.reshape(-1, dpre.shape[-1]).sum(axis=0)             # [H]
     if isinstance(cache, TablesCache):
-        return (*_tables_backward(dpre, cache), dbias)
-    return (*_concatenated_backward(dpre, cache), dbias)
+        return (*_tables_gradients(dpre, cache), dbias)
+    return (*_concatenated_gradients(dpre, cache), dbias)
 
 
-def _tables_backward(dpre, cache: TablesCache):
+def _tables_gradients(dpre, cache: TablesCache):
     xp = get_array_module(dpre)
     n, d, H = cache.Wk.shape
     dtables = window_scatter_add(dpre, cache.ids, n, cache.C.shape[0])    # [n, R, H]
@@ -144,7 +144,7 @@ def _tables_backward(dpre, cache: TablesCache):
     return dC, dW
 
 
-def _concatenated_backward(dpre, cache: ConcatenatedCache):
+def _concatenated_gradients(dpre, cache: ConcatenatedCache):
     xp = get_array_module(dpre)
     n, d, H = cache.Wk.shape
     B, T = dpre.shape[:2]
