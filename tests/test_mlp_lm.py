@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tinylm.backend import default_rng
+from tinylm.bench.twins.mlp import mlp_lm_twin_logits, mlp_lm_twin_parameters
 from tinylm.generate import generate
 from tinylm.gradcheck import check_model_gradients
 from tinylm.models import get_model_class
@@ -43,15 +44,8 @@ def test_matches_a_pytorch_twin(torch, direct):
     logits, loss = model.forward(x, y)
     model.backward()
 
-    t = {name: torch.tensor(p.data, requires_grad=True) for name, p in model.named_parameters()}
-    xt = torch.tensor(x)
-    padded = torch.cat([torch.full((x.shape[0], cfg.block_size - 1), cfg.vocab_size), xt], dim=1)
-    emb = t["wte"][padded]                                                   # [B, T+n-1, d]
-    ctx = torch.cat([emb[:, k:k + x.shape[1]] for k in range(cfg.block_size)], dim=-1)
-    hidden = torch.tanh(ctx @ t["w_hidden"] + t["b_hidden"])
-    t_logits = hidden @ t["w_out"] + t["b_out"]
-    if direct:
-        t_logits = t_logits + ctx @ t["w_direct"]                           # Bengio's W x
+    t = mlp_lm_twin_parameters(torch, model)
+    t_logits = mlp_lm_twin_logits(torch, t, cfg, x)
     t_loss = torch.nn.functional.cross_entropy(t_logits.reshape(-1, cfg.vocab_size),
                                                torch.tensor(y).reshape(-1))
     t_loss.backward()
