@@ -2,7 +2,7 @@
 numba), the shared SIMD exp, and the thread helpers of ``tinylm/kernels/threads.py``.
 
 Each op's kernel-against-reference tests live with its concept (tests/test_layernorm.py,
-tests/test_attention.py, tests/test_recurrent_functional.py, ...).
+tests/test_attention.py, tests/test_recurrent.py, ...).
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ learn to open*. `chapters/figures/06-figures.py` draws the same plot after train
 
 Given PyTorch's weights (`W_x = weight_ih.T`, `W_h = weight_hh.T`, `b_x = bias_ih`,
 `b_h = bias_hh`), a 2-layer LSTM gives the same outputs, final states and gradients.
-`tests/test_recurrent_parity.py` requires a relative difference below 1e-10 for all three
+`tests/test_recurrent.py` requires a relative difference below 1e-10 for all three
 cells; this cell shows the numbers when PyTorch is installed."""),
     ("code", r"""try:
     import torch

@@ -1,18 +1,23 @@
-"""The recurrent layers and language models as a whole: gradient checks of the full models,
-truncated BPTT (carried state), decoding, training and presets."""
+"""The recurrent language models (tinylm/models/rnn_lm.py) as a whole: gradient checks of
+the full models, truncated BPTT (carried state), decoding, training and presets; and the
+models against an Embedding + RNN/LSTM/GRU + Linear twin (tinylm/bench/twins/recurrent.py),
+including a few optimizer steps of truncated BPTT with the state carried (detached) across
+batches. The layers they are built from are in tests/test_recurrent.py."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 
+from test_recurrent import KINDS, REL, _np, assert_grads_match
+from tinylm.bench.twins.recurrent import lm_state_from_twin, recurrent_lm_twin
+from tinylm.bench.twins.recurrent import twin_lm_loss as _torch_lm_loss
 from tinylm.generate import generate
 from tinylm.gradcheck import check_model_gradients
 from tinylm.models import get_model_class
 from tinylm.models.rnn_lm import GRULM, LSTMLM, RNNLM, RecurrentLMConfig
 from tinylm.nn.recurrent import GRU, LSTM, RNN
-from tinylm.optim import AdamW
+from tinylm.optim import SGD, AdamW, clip_grad_norm
 from tinylm.train.presets import get_preset
 
 MODELS = {"rnn": RNNLM, "lstm": LSTMLM, "gru": GRULM}
@@ -244,3 +249,72 @@ def test_training_through_the_loop_lowers_the_validation_loss(tmp_path):
     model = LSTMLM(RecurrentLMConfig(vocab_size=10, n_embd=8, n_hidden=16, init_range=0.0))
     run = train(model, "lstm", cfg, text_ids[:1500], text_ids[1500:], log=lambda *_: None)
     assert run.evals[-1]["val_loss"] < 0.5 * run.evals[0]["val_loss"]
+
+
+# -- against a PyTorch twin ------------------------------------------------------------------
+
+LM_CLASSES = {"rnn": RNNLM, "lstm": LSTMLM, "gru": GRULM}
+
+
+def _lm_pair(torch, kind, V=13, E=6, H=6, L=2, tie=False, seed=0):
+    """A float64 tinylm LM and its torch twin (Embedding, RNN stack, Linear), same weights."""
+    twin = recurrent_lm_twin(torch, kind, V, E, H, L, tie=tie, seed=seed)
+    config = RecurrentLMConfig(vocab_size=V, n_embd=E, n_hidden=H, n_layer=L, tie_weights=tie)
+    model = LM_CLASSES[kind](config).to(dtype=np.float64)
+    model.load_state_dict(lm_state_from_twin(twin, L, tie))
+    return model, twin
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("tie", [False, True])
+@pytest.mark.parametrize("V", [13, 40], ids=["folded embedding (V <= B*T)", "V > B*T"])
+def test_language_model_matches_torch_twin(kind, tie, V, torch, rng, kernels, assert_rel_close):
+    model, twin = _lm_pair(torch, kind, V=V, tie=tie)
+    idx, targets = rng.integers(0, V, (3, 9)), rng.integers(0, V, (3, 9))
+    logits, loss = model.forward(idx, targets)
+    model.backward()
+    t_logits, t_loss, _ = _torch_lm_loss(torch, twin, idx, targets)
+    t_loss.backward()
+    assert_rel_close(logits, _np(t_logits), REL, "logits")
+    assert_rel_close(loss, t_loss.item(), REL, "loss")
+    emb, rnn, head = twin
+    params = dict(model.named_parameters())
+    assert_rel_close(params["embedding.weight"].grad, _np(emb.weight.grad), REL, "embedding")
+    assert_rel_close(params["b_out"].grad, _np(head.bias.grad), REL, "b_out")
+    if not tie:
+        assert_rel_close(params["w_out"].grad, _np(head.weight.grad).T, REL, "w_out")
+    assert_grads_match(params, rnn, 2, assert_rel_close, prefix="rnn.")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_truncated_bptt_training_steps_match_torch(optimizer, torch, rng, assert_rel_close):
+    """Four steps over consecutive windows of one stream: state carried and detached,
+    gradients clipped by global norm, then SGD or AdamW -- losses and weights agree."""
+    model, twin = _lm_pair(torch, "lstm", V=11, E=5, H=7, L=2, seed=4)
+    params = [p for _, p in model.named_parameters()]
+    t_params = [*twin[0].parameters(), *twin[1].parameters(), *twin[2].parameters()]
+    if optimizer == "sgd":
+        opt, t_opt = SGD(params, lr=0.5), torch.optim.SGD(t_params, lr=0.5)
+    else:
+        opt = AdamW(params, lr=0.01, weight_decay=0.1)
+        t_opt = torch.optim.AdamW(t_params, lr=0.01, weight_decay=0.1)
+    stream = rng.integers(0, 11, (4, 4 * 6 + 1))           # B = 4 rows, 4 windows of T = 6
+    t_state = None
+    for k in range(4):
+        x, y = stream[:, 6 * k:6 * k + 6], stream[:, 6 * k + 1:6 * k + 7]
+        _, loss = model.forward(x, y)
+        model.backward()
+        clip_grad_norm(params, 0.5)
+        opt.step()
+        opt.zero_grad()
+        _, t_loss, t_state = _torch_lm_loss(torch, twin, x, y, t_state)
+        t_state = tuple(s.detach() for s in t_state)
+        t_opt.zero_grad()
+        t_loss.backward()
+        torch.nn.utils.clip_grad_norm_(t_params, 0.5)
+        t_opt.step()
+        assert_rel_close(loss, t_loss.item(), REL, f"loss at step {k}")
+    assert_rel_close(dict(model.named_parameters())["rnn.W_h_l1"].data,
+                     _np(twin[1].weight_hh_l1).T, REL, "W_h_l1 after 4 steps")
+    assert_rel_close(dict(model.named_parameters())["embedding.weight"].data,
+                     _np(twin[0].weight), REL, "embedding after 4 steps")
