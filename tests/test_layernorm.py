@@ -4,7 +4,6 @@ tests/test_functional_gradcheck.py and tests/test_functional_parity.py."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from kernel_helpers import DTYPES, REL, auto_kernels, needs_numba, split  # noqa: F401
 

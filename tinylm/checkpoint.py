@@ -84,7 +84,8 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     try:
         meta = json.loads(json_path.read_text())
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"{json_path} is not valid JSON ({e}); the checkpoint is corrupt.") from e
+        raise CheckpointError(f"{json_path} is not valid JSON ({e}); the checkpoint is "
+                              "corrupt.") from e
     if meta.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{json_path}: checkpoint format {meta.get('format')!r} is not "
                               f"{FORMAT_VERSION}; it was written by another version of tinylm.")

@@ -37,7 +37,8 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, default_rng
-from tinylm.bench.harness import Side, Worker, compare, default_threads, torch_sides
+from tinylm.bench.harness import (Side, Worker, compare, default_threads, fixed_batch,
+                                   torch_sides)
 from tinylm.bench.twins.gpt import gpt_twin
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.optim import AdamW, decay_groups
@@ -148,19 +149,13 @@ def run(args) -> dict:
             "kernels": os.environ.get(KERNEL_ENV_VAR, "auto"), **timings}
 
 
-def _batch(config):
-    rng = default_rng(0)
-    shape = (config["batch"], config["block"])
-    return rng.integers(0, config["vocab"], size=shape), rng.integers(0, config["vocab"], size=shape)
-
-
 def build_side(side: str, config: dict, torch) -> Side:
     """A harness side: tinylm's GPT, or its PyTorch twin with the same weights and batch;
     with ``whole_run`` (``--train``), the preset's training run, reported when ready."""
     if config.get("whole_run"):
         return Side(lambda: None, ready=train_preset(config, torch))
     model = build_tinylm(config)
-    idx, targets = _batch(config)
+    idx, targets = fixed_batch(config)
     if side == "torch":
         twin = gpt_twin(torch, model, fused_attention=True)
         step = torch_step_fn(twin, torch_optimizer(torch, twin), torch.from_numpy(idx),

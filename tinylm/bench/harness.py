@@ -37,7 +37,7 @@ from typing import Callable
 
 import numpy
 
-from tinylm.backend import NUMBA_AVAILABLE
+from tinylm.backend import NUMBA_AVAILABLE, default_rng
 from tinylm.bench import import_torch
 
 WARMUP_STEPS = 2
@@ -69,6 +69,14 @@ def set_threads(threads: int, torch=None) -> None:
         numba.set_num_threads(threads)
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+def fixed_batch(config: dict):
+    """The one batch both sides train on: idx, targets [batch, block] ids from seed 0."""
+    rng = default_rng(0)
+    shape = (config["batch"], config["block"])
+    return (rng.integers(0, config["vocab"], size=shape),
+            rng.integers(0, config["vocab"], size=shape))
 
 
 def timed_steps(step, steps: int, warmup: int = ROUND_WARMUP_STEPS) -> float:

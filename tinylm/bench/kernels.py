@@ -7,9 +7,9 @@ equivalent, when torch is installed) at the sizes training actually uses.
     tinylm bench kernels --threads 1 --clock cpu    one core, CPU time: comparable figures
                                                     even on a machine other jobs share
 
-Every timing (tinylm/bench/harness.py's ``best_ms``) is the best of ``--repeat`` runs after one untimed warm-up call (which also
-compiles or loads the numba code), so compilation never counts. A slow path stops repeating
-once it has used ``--budget`` seconds. What each row times:
+Every timing (tinylm/bench/harness.py's ``best_ms``) is the best of ``--repeat`` runs after
+one untimed warm-up call (which also compiles or loads the numba code), so compilation never
+counts. A slow path stops repeating once it has used ``--budget`` seconds. What each row times:
 
 * embedding backward: dW = scatter-add of dout [N, D] into [V, D]
   (torch: ``zeros(V, D).index_add_(0, ids, dout)``, the same scatter-add);

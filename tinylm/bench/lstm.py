@@ -24,8 +24,9 @@ import time
 
 import numpy
 
-from tinylm.backend import KERNEL_ENV_VAR, default_rng
-from tinylm.bench.harness import Side, compare, default_threads, timed_steps, torch_sides
+from tinylm.backend import KERNEL_ENV_VAR
+from tinylm.bench.harness import (Side, compare, default_threads, fixed_batch, timed_steps,
+                                   torch_sides)
 from tinylm.bench.twins.recurrent import recurrent_lm_twin, twin_lm_loss, twin_parameters
 from tinylm.models.rnn_lm import LSTMLM, RecurrentLMConfig
 from tinylm.optim import AdamW
@@ -92,9 +93,7 @@ def torch_step_fn(torch, config: dict, idx, targets):
 
 def build_side(side: str, config: dict, torch) -> Side:
     """A harness side: tinylm's LSTM LM or its PyTorch twin, on the same batch."""
-    rng = default_rng(0)
-    shape = (config["batch"], config["block"])
-    idx, targets = rng.integers(0, config["vocab"], size=shape), rng.integers(0, config["vocab"], size=shape)
+    idx, targets = fixed_batch(config)
     if side == "torch":
         return Side(torch_step_fn(torch, config, idx, targets),
                     ready={"version": torch.__version__})

@@ -13,9 +13,10 @@ follows ``x[b, t]``: one window of T+1 tokens gives T training examples at once.
 * ``iterate_eval_windows``: every (input, target) pair of a stream exactly once, for
   evaluation.
 
-Both batchers return a ``Batch`` (x, y, new_epoch) of host NumPy int64 arrays; the training loop moves them to the device. Both
-batchers save their position (``state_dict``, JSON-serialisable) so a resumed run draws the
-very batches an uninterrupted run would have drawn.
+Both batchers return a ``Batch`` (x, y, new_epoch) of host NumPy int64 arrays; the training
+loop moves them to the device. Both batchers save their position (``state_dict``,
+JSON-serialisable) so a resumed run draws the very batches an uninterrupted run would have
+drawn.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ Conventions shared by every pair:
 Chapter 03 derives each backward; ``tinylm.gradcheck`` proves each against finite
 differences. Every module ends with ``gradcheck_cases()``, a list of
 ``tinylm.gradcheck.GradcheckCase`` (the pair plus small float64 inputs): ``tinylm gradcheck``
-(tinylm/commands/gradcheck.py) discovers and runs them, and tests/test_functional_gradcheck.py fails if a
-``*_backward`` defined here has no case. A new module adds its pairs and its cases, nothing else.
+(tinylm/commands/gradcheck.py) discovers and runs them, and tests/test_functional_gradcheck.py
+fails if a ``*_backward`` defined here has no case. A new module adds its pairs and its
+cases, nothing else.
 
 Glossary: the symbols of the docstrings' maths and the arguments they are passed as. A
 symbol that means two things means one per module (named in brackets). Parameters carry

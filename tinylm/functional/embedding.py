@@ -68,8 +68,8 @@ def embedding_backward(dout, cache, dW=None):
 
 
 def gradcheck_cases():
-    """This module's entry in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py): 10 ids drawn from 3
-    values, so ids repeat and the scatter-add must sum their rows."""
+    """This module's entry in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py): 10 ids
+    drawn from 3 values, so ids repeat and the scatter-add must sum their rows."""
     return [
         GradcheckCase("embedding[repeated ids]", embedding_forward, embedding_backward,
                       lambda rng: {"ids": rng.integers(0, 3, size=(2, 5)),

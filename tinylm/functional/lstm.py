@@ -196,8 +196,8 @@ def lstm_recurrence_backward(dout, cache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py). The outputs (h, c)
-    are checked together: the upstream gradient covers both."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py). The
+    outputs (h, c) are checked together: the upstream gradient covers both."""
     return [GradcheckCase("lstm_cell", lstm_cell_forward, lstm_cell_backward,
                           lambda rng: recurrent_inputs(rng, (3, 4), 3, 4, "h_prev", "c_prev")),
             GradcheckCase("lstm", lstm_forward, lstm_backward,

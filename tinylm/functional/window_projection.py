@@ -159,7 +159,8 @@ def _concatenated_gradients(dpre, cache: ConcatenatedCache):
 
 
 def gradcheck_cases():
-    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py): one per path."""
+    """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py): one per
+    path."""
     def inputs(rng, rows, batch):
         return {"ids": rng.integers(0, rows, size=(batch, 6)),      # n = 3, T = 4
                 "C": rng.standard_normal((rows, 3)), "W": rng.standard_normal((9, 5)),

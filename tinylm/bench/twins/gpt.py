@@ -39,7 +39,8 @@ def gpt_twin_class(torch, config, fused_attention: bool = False):
     class Attention(nn.Module):
         def __init__(self):
             super().__init__()
-            self.c_attn, self.c_proj = nn.Linear(c.n_embd, 3 * c.n_embd), nn.Linear(c.n_embd, c.n_embd)
+            self.c_attn = nn.Linear(c.n_embd, 3 * c.n_embd)
+            self.c_proj = nn.Linear(c.n_embd, c.n_embd)
 
         def forward(self, x):
             B, T, D = x.shape
@@ -51,7 +52,8 @@ def gpt_twin_class(torch, config, fused_attention: bool = False):
     class MLP(nn.Module):
         def __init__(self):
             super().__init__()
-            self.c_fc, self.c_proj = nn.Linear(c.n_embd, 4 * c.n_embd), nn.Linear(4 * c.n_embd, c.n_embd)
+            self.c_fc = nn.Linear(c.n_embd, 4 * c.n_embd)
+            self.c_proj = nn.Linear(4 * c.n_embd, c.n_embd)
 
         def forward(self, x):
             return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
