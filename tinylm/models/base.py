@@ -26,6 +26,7 @@ import dataclasses
 from tinylm.backend import get_array_module
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from tinylm.nn.module import Module
+from tinylm.typed_config import config_from_dict
 
 
 def check_positive(config, *names: str) -> None:
@@ -74,18 +75,14 @@ class LanguageModel(Module):
 
     @classmethod
     def from_config(cls, config: dict):
-        """Build the model from a plain dict (as stored in a checkpoint's JSON)."""
-        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        """Build the model from a plain dict (as stored in a checkpoint's JSON); unknown keys
+        and values of the wrong type raise ValueError naming them (tinylm/typed_config.py)."""
         renamed = {old: new for old, new in cls.renamed_keys.items() if old in config}
         if renamed:
             raise ValueError(f"{cls.__name__}: configuration keys were renamed "
                              f"({', '.join(f'{o!r} -> {n!r}' for o, n in renamed.items())}); "
                              "rename them in the configuration or checkpoint JSON.")
-        unknown = sorted(set(config) - fields)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown configuration keys {unknown}; "
-                             f"valid keys are {sorted(fields)}.")
-        return cls(cls.config_class(**config))
+        return cls(config_from_dict(cls.config_class, config, owner=cls.__name__))
 
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tinylm.typed_config import config_from_dict
+
 
 @dataclass
 class TrainConfig:
@@ -56,11 +58,6 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; valid ones are {sorted(names)}.")
-        values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        """From plain data (a preset, flags, a checkpoint's JSON); unknown settings and values
+        of the wrong type raise ValueError naming them."""
+        return config_from_dict(cls, values, owner="training settings")
