@@ -27,7 +27,10 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 demo: install
-	$(BIN)/tinylm train mlp --preset shakespeare-char-mlp --out-dir $(DEMO_DIR)
+	@if [ -f $(DEMO_DIR)/ckpt.json ]; then \
+	  echo "$(DEMO_DIR) already holds the trained demo; sampling from it (retrain with:" \
+	       "tinylm train mlp --preset shakespeare-char-mlp --out-dir $(DEMO_DIR) --overwrite)"; \
+	else $(BIN)/tinylm train mlp --preset shakespeare-char-mlp --out-dir $(DEMO_DIR); fi
 	$(BIN)/tinylm generate $(DEMO_DIR) --prompt "ROMEO:" --max-new-tokens 400 --temperature 0.8 --seed 1
 
 notebooks: install

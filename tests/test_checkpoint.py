@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 
 import numpy as np
 import pytest
 
-from tinylm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
+from tinylm.checkpoint import (CheckpointError, canonical_json, load_checkpoint, save_checkpoint,
+                               split_prefix)
 from tinylm.models.mlp_lm import MLPConfig, MLPLM
 
 
@@ -25,35 +27,55 @@ def test_round_trip_restores_every_tensor_and_the_metadata(tmp_path):
     other.load_state_dict(split_prefix(loaded, "model"))
     for (name, a), (_, b) in zip(model.named_parameters(), other.named_parameters()):
         np.testing.assert_array_equal(a.data, b.data, err_msg=name)
-    assert meta["note"] == "hello" and meta["nested"] == {"a": [1, 2]}
-    assert (tmp_path / "ckpt.npz").exists() and (tmp_path / "ckpt.json").exists()
+    assert meta == {"note": "hello", "nested": {"a": [1, 2]}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-" + _recorded(tmp_path)[:16]
+                                                           + ".npz", "ckpt.json"]
+
+
+def _recorded(folder):
+    return json.loads((folder / "ckpt.json").read_text())["arrays_sha256"]
+
+
+def _arrays_file(folder):
+    return folder / json.loads((folder / "ckpt.json").read_text())["arrays"]
+
+
+def _rewrite_json(folder, edit, fix_checksum=False):
+    """Edit ckpt.json; with ``fix_checksum`` recompute meta_sha256 (a deliberate forgery
+    that gets past the metadata check, to reach the checks behind it)."""
+    meta = json.loads((folder / "ckpt.json").read_text())
+    edit(meta)
+    if fix_checksum:
+        body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+        meta["meta_sha256"] = hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    (folder / "ckpt.json").write_text(json.dumps(meta))
 
 
 def test_missing_checkpoint_names_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "nothing")
 
 
 def test_altered_array_file_is_caught_by_its_checksum(tmp_path):
     save_checkpoint(tmp_path / "ckpt", {"w": np.arange(1000.0)}, {})
-    data = bytearray((tmp_path / "ckpt.npz").read_bytes())
+    path = _arrays_file(tmp_path)
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (tmp_path / "ckpt.npz").write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256"):
         load_checkpoint(tmp_path / "ckpt")
 
 
 def test_corrupt_tensor_is_reported_by_name(tmp_path):
     save_checkpoint(tmp_path / "ckpt", {"good": np.zeros(3), "model/bad": np.arange(4000.0)}, {})
-    meta = json.loads((tmp_path / "ckpt.json").read_text())
-    del meta["npz_sha256"]                        # bypass the checksum to reach the tensor check
-    (tmp_path / "ckpt.json").write_text(json.dumps(meta))
-    path = tmp_path / "ckpt.npz"
+    path = _arrays_file(tmp_path)
     with zipfile.ZipFile(path) as z:
         info = z.getinfo("model/bad.npy")
     data = bytearray(path.read_bytes())
     data[info.header_offset + 200] ^= 0xFF        # inside the stored bytes of model/bad
     path.write_bytes(bytes(data))
+    digest = hashlib.sha256(bytes(data)).hexdigest()  # forge both checksums: reach the tensor
+    _rewrite_json(tmp_path, lambda m: m.update(arrays_sha256=digest), fix_checksum=True)
     with pytest.raises(CheckpointError, match="model/bad"):
         load_checkpoint(tmp_path / "ckpt")
 
@@ -61,10 +83,13 @@ def test_corrupt_tensor_is_reported_by_name(tmp_path):
 def test_invalid_json_and_wrong_format_are_reported(tmp_path):
     save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(2)}, {})
     (tmp_path / "ckpt.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="not valid JSON"):
+    with pytest.raises(CheckpointError, match="not valid strict JSON"):
         load_checkpoint(tmp_path / "ckpt")
     (tmp_path / "ckpt.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(tmp_path / "ckpt")
+    (tmp_path / "ckpt.json").write_text(json.dumps({"format": 1}))
+    with pytest.raises(CheckpointError, match="format-1 .* --overwrite"):
         load_checkpoint(tmp_path / "ckpt")
 
 
@@ -75,7 +100,10 @@ def test_shape_mismatch_names_the_tensor():
 
 
 def test_pickled_arrays_are_refused(tmp_path):
-    np.savez(tmp_path / "ckpt.npz", obj=np.array([{"a": 1}], dtype=object))
-    (tmp_path / "ckpt.json").write_text(json.dumps({"format": 1}))
+    save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(2)}, {})
+    path = _arrays_file(tmp_path)
+    np.savez(path, obj=np.array([{"a": 1}], dtype=object))     # numpy writes it with pickle
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _rewrite_json(tmp_path, lambda m: m.update(arrays_sha256=digest), fix_checksum=True)
     with pytest.raises(CheckpointError, match="obj"):
         load_checkpoint(tmp_path / "ckpt")

@@ -237,8 +237,10 @@ def test_lr_at_reads_train_config():
     for it in (0, 19, 20, 100, 199, 200, 250):
         assert lr_at(it, cfg) == pytest.approx(nanogpt_get_lr(it, 6e-4, 20, 200, 6e-5))
     assert lr_at(123, TrainConfig(lr=0.3)) == constant(123, 0.3) == 0.3
+    with pytest.raises(ValueError, match="schedule .* is 'linear'"):
+        TrainConfig(schedule="linear")                  # refused before any step runs
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'linear'"):
-        lr_at(0, TrainConfig(schedule="linear"))
+        lr_at(0, types.SimpleNamespace(**dict(TrainConfig().to_dict(), schedule="linear")))
 
 
 # -- checkpoints -----------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_training_lowers_the_validation_loss(tmp_path):
                      log=lambda *_: None)
     assert run.evals[-1]["val_loss"] < 0.7 * run.evals[0]["val_loss"]
     assert (tmp_path / "loss.png").stat().st_size > 1000
-    assert (tmp_path / "ckpt.npz").exists()
+    assert (tmp_path / "ckpt.json").exists()
 
 
 def test_interrupted_then_resumed_run_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):

@@ -1,24 +1,31 @@
-"""Checkpoints without pickle: arrays in ``NAME.npz`` (``allow_pickle=False``), everything
-else in ``NAME.json`` beside it.
+"""Checkpoints that an interrupted save, a corrupt file or an edited configuration cannot
+turn into a silently wrong model. No pickle anywhere.
 
-    NAME.npz   name -> host NumPy array
-    NAME.json  the caller's metadata (any JSON object) plus {"format": 1, "npz_sha256": "..."}
+A checkpoint ``NAME`` in a folder is two files:
 
-This module only stores and verifies; what goes in is the caller's. ``tinylm train`` writes
-``OUT_DIR/ckpt`` through ``tinylm.train.loop.save_run``, the one writer of run checkpoints:
+    NAME.json              the commit point: the caller's metadata (any JSON object) plus
+                           {"format": 2, "arrays": "NAME-<hash>.npz", "arrays_sha256": ...,
+                            "meta_sha256": ...}
+    NAME-<hash>.npz        the arrays (name -> host NumPy array), read with allow_pickle=False;
+                           <hash> is the first 16 hex digits of the file's sha256
 
-    ckpt.npz   model/<param name>   the model's parameters
-               optim/<key>          the optimizer's state (moments, step count, ...)
-    ckpt.json  {"model": family, "model_config": {...}, "train_config": {...},
-                "run": {"iteration", "train_losses", "evals", "elapsed_s"},
-                "batcher": {...}, "rng": {module: generator state}, "format", "npz_sha256"}
+Saving (``save_checkpoint``) follows one order, and a kill at any point of it leaves a folder
+whose ``NAME.json`` still describes a complete checkpoint, the old one or the new one:
 
-(an n-gram, fitted by counting, has no ``optim/``, ``batcher`` or ``rng``). The tokenizer is
-saved beside it as ``OUT_DIR/tokenizer.json``.
+    1. the arrays go to a temporary file, flushed and fsync'ed, then hashed;
+    2. it is renamed to NAME-<hash>.npz (a new name: the old arrays are untouched);
+    3. the metadata goes to a temporary file, flushed and fsync'ed;
+    4. one rename of it over NAME.json commits the new checkpoint (the folder is fsync'ed);
+    5. arrays and temporary files no longer named by NAME.json are deleted.
 
-The JSON records the sha256 of the npz, so a truncated or altered array file is caught
-before any tensor is used, and every tensor is read inside its own error handler so a
-damaged one is reported by name.
+Until step 4 the old NAME.json names the old arrays, which still exist; after it, the new
+ones. Leftovers of an interrupted save are never read and are removed by the next save.
+
+Both files are covered by checksums: ``arrays_sha256`` catches a truncated or replaced
+array file, ``meta_sha256`` (of the metadata's canonical JSON) catches an edited
+configuration. The JSON is strict: NaN and infinities are refused on the way out and on
+the way in. ``tinylm train`` writes ``OUT_DIR/ckpt`` through ``tinylm.train.loop.save_run``
+(chapter 04 lists what goes in).
 """
 
 from __future__ import annotations
@@ -31,18 +38,34 @@ from pathlib import Path
 
 import numpy
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SAVE_STEPS = ("arrays written", "arrays renamed", "metadata written", "committed", "cleaned")
+
+# Called with each name of SAVE_STEPS as the save passes it. None in normal use; the tests
+# set it to stop the process at a chosen point and prove that the folder still loads.
+fault_hook = None
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt or does not fit the model it is loaded into."""
 
 
-def _paths(path) -> tuple[Path, Path]:
+def _base(path) -> Path:
+    """OUT_DIR/ckpt, OUT_DIR/ckpt.json -> OUT_DIR/ckpt."""
     base = Path(path)
-    if base.suffix in (".npz", ".json"):
-        base = base.with_suffix("")
-    return base.with_suffix(".npz"), base.with_suffix(".json")
+    return base.with_suffix("") if base.suffix == ".json" else base
+
+
+def metadata_path(path) -> Path:
+    """The commit point of checkpoint ``path``: ``NAME.json``."""
+    return _base(path).with_suffix(".json")
+
+
+def checkpoint_exists(path) -> bool:
+    """Whether a checkpoint (of any format, complete or not) has been committed at ``path``;
+    format 1 wrote ``NAME.npz`` beside ``NAME.json``."""
+    base = _base(path)
+    return base.with_suffix(".json").exists() or base.with_suffix(".npz").exists()
 
 
 def _sha256(path: Path) -> str:
@@ -53,58 +76,163 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
-    """Write ``arrays`` (name -> host array) and ``meta`` (JSON-serialisable) atomically.
+def canonical_json(value) -> str:
+    """The one serialisation that ``meta_sha256`` is computed over (keys sorted, no spaces,
+    no NaN)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
 
-    Returns the path of the ``.npz``. Both files are written to temporary names first and
-    renamed, so an interrupted save never leaves a half-written checkpoint behind.
-    """
-    npz_path, json_path = _paths(path)
-    npz_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_npz = npz_path.with_name(npz_path.name + ".tmp.npz")
-    numpy.savez(tmp_npz, **{k: numpy.asarray(v) for k, v in arrays.items()})
-    meta = dict(meta, format=FORMAT_VERSION, npz_sha256=_sha256(tmp_npz))
-    tmp_json = json_path.with_name(json_path.name + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp_npz, npz_path)
-    os.replace(tmp_json, json_path)
-    return npz_path
+
+def _reached(step: str) -> None:
+    if fault_hook is not None:
+        fault_hook(step)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, write) -> None:
+    """Create ``path`` with ``write(file)``, then flush it to the disk."""
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _strict_metadata(meta: dict) -> str:
+    try:
+        return canonical_json(meta)
+    except ValueError as e:
+        raise CheckpointError(f"the checkpoint metadata holds a NaN or infinite number ({e}); "
+                              "strict JSON cannot store it. A diverged run must not be "
+                              "saved.") from e
+    except TypeError as e:
+        raise CheckpointError(f"the checkpoint metadata is not JSON-serialisable ({e}).") from e
+
+
+def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
+    """Commit ``arrays`` (name -> host array) and ``meta`` (a JSON object) as checkpoint
+    ``path`` (e.g. OUT_DIR/ckpt), in the order of the module docstring. Returns NAME.json."""
+    base = _base(path)
+    folder, name = base.parent, base.name
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in meta.items() if k not in ("arrays", "arrays_sha256", "meta_sha256")}
+    _strict_metadata(meta)                       # refuse NaN before anything is written
+    tmp_arrays = folder / f".{name}.npz.tmp-{os.getpid()}"
+    _write_durably(tmp_arrays, lambda f: numpy.savez(
+        f, **{k: numpy.asarray(v) for k, v in arrays.items()}))
+    digest = _sha256(tmp_arrays)
+    _reached("arrays written")
+    arrays_name = f"{name}-{digest[:16]}.npz"
+    os.replace(tmp_arrays, folder / arrays_name)
+    _fsync_dir(folder)
+    _reached("arrays renamed")
+    meta = dict(meta, format=FORMAT_VERSION, arrays=arrays_name, arrays_sha256=digest)
+    meta["meta_sha256"] = hashlib.sha256(_strict_metadata(meta).encode()).hexdigest()
+    tmp_meta = folder / f".{name}.json.tmp-{os.getpid()}"
+    text = json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    _write_durably(tmp_meta, lambda f: f.write(text.encode("utf-8")))
+    _reached("metadata written")
+    os.replace(tmp_meta, base.with_suffix(".json"))
+    _fsync_dir(folder)
+    _reached("committed")
+    _remove_leftovers(folder, name, keep=arrays_name)
+    _reached("cleaned")
+    return base.with_suffix(".json")
+
+
+def _remove_leftovers(folder: Path, name: str, keep: str) -> None:
+    """Array files of earlier checkpoints and temporary files of interrupted saves."""
+    for stale in [*folder.glob(f"{name}-*.npz"), *folder.glob(f".{name}.*.tmp-*"),
+                  folder / f"{name}.npz"]:                    # format 1's array file
+        if stale.name != keep and stale.exists():
+            stale.unlink()
+
+
+def _refuse_constant(text: str):
+    raise ValueError(f"{text} is not a JSON number (strict JSON has no NaN or Infinity)")
+
+
+def _read_metadata(json_path: Path) -> dict:
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{json_path} is not valid strict JSON ({e}); the checkpoint is "
+                              "corrupt. Retrain, or restore the file from a copy.") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{json_path} holds a JSON {type(meta).__name__}, not an object; "
+                              "it is not a tinylm checkpoint.")
+    return meta
+
+
+def _check_metadata(meta: dict, json_path: Path) -> None:
+    version = meta.get("format")
+    if version == 1:
+        raise CheckpointError(f"{json_path} is a format-1 checkpoint, written by an older tinylm "
+                              "without a checksum of its configuration; it cannot be verified. "
+                              "Retrain it (tinylm train ... --overwrite).")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{json_path}: checkpoint format {version!r} is not "
+                              f"{FORMAT_VERSION}; it was written by another version of tinylm.")
+    recorded = meta.get("meta_sha256")
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    if recorded != hashlib.sha256(canonical_json(body).encode()).hexdigest():
+        raise CheckpointError(f"{json_path} was edited or damaged after it was saved: its "
+                              "contents do not match the meta_sha256 recorded in it. Restore "
+                              "the original file, or retrain; change a run's settings with "
+                              "flags (tinylm train ... --resume --max-iters N), not by editing.")
+    if not isinstance(meta.get("arrays"), str) or "/" in meta["arrays"]:
+        raise CheckpointError(f"{json_path} does not name its array file.")
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
-    """Read a checkpoint -> (arrays: name -> NumPy array, meta: dict).
+    """Read checkpoint ``path`` -> (arrays: name -> NumPy array, meta: dict).
 
-    Raises CheckpointError naming the file or tensor when anything is missing or damaged.
+    Raises CheckpointError naming the file or tensor when anything is missing, damaged or
+    edited, and saying how to recover.
     """
-    npz_path, json_path = _paths(path)
-    for p in (npz_path, json_path):
-        if not p.exists():
-            raise CheckpointError(f"checkpoint file {p} not found; a checkpoint is a .npz and "
-                                  "a .json with the same name, written by `tinylm train`.")
-    try:
-        meta = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{json_path} is not valid JSON ({e}); the checkpoint is "
-                              "corrupt.") from e
-    if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{json_path}: checkpoint format {meta.get('format')!r} is not "
-                              f"{FORMAT_VERSION}; it was written by another version of tinylm.")
-    expected = meta.get("npz_sha256")
-    if expected and _sha256(npz_path) != expected:
-        raise CheckpointError(f"{npz_path} does not match the sha256 recorded in {json_path.name}: "
-                              "the array file is corrupt or was replaced. Re-save the checkpoint.")
-    arrays = {}
+    json_path = metadata_path(path)
+    if not json_path.exists():
+        raise CheckpointError(f"no checkpoint at {json_path}; a checkpoint is written by "
+                              "`tinylm train` (OUT_DIR/ckpt.json and the array file it names).")
+    meta = _read_metadata(json_path)
+    _check_metadata(meta, json_path)
+    npz_path = json_path.parent / meta["arrays"]
+    if not npz_path.exists():
+        raise CheckpointError(f"{npz_path}, the array file named by {json_path.name}, is "
+                              "missing; it was deleted or moved. Restore it, or retrain.")
+    if _sha256(npz_path) != meta.get("arrays_sha256"):
+        raise CheckpointError(f"{npz_path} does not match the sha256 recorded in "
+                              f"{json_path.name}: the array file is corrupt or was replaced. "
+                              "Restore it, or retrain.")
+    arrays = _read_arrays(npz_path)
+    meta = {k: v for k, v in meta.items()
+            if k not in ("format", "arrays", "arrays_sha256", "meta_sha256")}
+    return arrays, meta
+
+
+def _read_arrays(npz_path: Path) -> dict:
     try:
         archive = numpy.load(npz_path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(f"{npz_path} cannot be opened as an .npz archive ({e}).") from e
+    arrays = {}
     with archive:
         for name in archive.files:
             try:
                 arrays[name] = archive[name]
             except Exception as e:  # noqa: BLE001 - any decoding failure names the tensor
                 raise CheckpointError(f"tensor {name!r} in {npz_path} is corrupt ({e}).") from e
-    return arrays, meta
+    return arrays
 
 
 def split_prefix(arrays: dict, prefix: str) -> dict:

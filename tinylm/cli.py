@@ -5,12 +5,15 @@
     tinylm eval CHECKPOINT                                 validation / test loss and perplexity
     tinylm gradcheck                                       the library's own gradient checks
     tinylm bench {kernels,lstm,gpt} [--json]               tinylm against PyTorch, same config
+
+Add --debug (or set TINYLM_DEBUG=1) to see the Python traceback of an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -21,22 +24,61 @@ COMMANDS = {
     "bench": "tinylm.commands.bench",
 }
 
+# What a user can cause -- bad settings, files, data, a diverged run -- is reported by its
+# message alone; anything else is a bug in tinylm and says so.
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError)
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _message(error: BaseException) -> str:
+    """KeyError quotes its argument; every other exception's text is its message."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return str(error) or type(error).__name__
+
+
+def report(command: str, error: BaseException) -> int:
+    """Print ``error`` as one or two lines on stderr -> the exit status."""
+    prog = f"tinylm {command}"
+    if isinstance(error, KeyboardInterrupt):
+        print(f"{prog}: {_message(error) if error.args else 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(error, USER_ERRORS):
+        print(f"{prog}: error: {_message(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{prog}: internal error ({type(error).__name__}: {_message(error)}).\n"
+          "This is a bug in tinylm: rerun with --debug and report the traceback.", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _split_debug(argv: list) -> tuple[list, bool]:
+    debug = "--debug" in argv or os.environ.get("TINYLM_DEBUG", "") not in ("", "0")
+    return [a for a in argv if a != "--debug"], debug
+
 
 def main(argv=None) -> int:
-    """Dispatch ``argv`` to the command it names (imported only then); returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Dispatch ``argv`` to the command it names (imported only then); returns the exit
+    status. Every error is caught here, the one boundary, unless --debug asks for the
+    traceback."""
+    argv, debug = _split_debug(sys.argv[1:] if argv is None else list(argv))
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"tinylm: unknown command {command!r}.\n{__doc__}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[command])
-    parser = argparse.ArgumentParser(prog=f"tinylm {command}", description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    return module.run(parser.parse_args(rest)) or 0
+        return EXIT_USAGE
+    try:
+        module = importlib.import_module(COMMANDS[command])
+        parser = argparse.ArgumentParser(prog=f"tinylm {command}", description=module.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)        # a usage error exits here with status 2
+        return module.run(args) or 0
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one boundary
+        if debug:
+            raise
+        return report(command, error)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,14 @@ tokens, so every model -- n-gram, MLP, RNN, GPT -- is scored by the same code. C
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy
 
 from tinylm.backend import to_numpy
 from tinylm.data.batching import iterate_eval_windows
+
+_LOG_FLOAT_MAX = math.log(sys.float_info.max)
 
 
 def evaluate_lm(model, ids, batch_size: int = 32, block_size: int = 64, xp=numpy,
@@ -46,4 +49,10 @@ def evaluate_lm(model, ids, batch_size: int = 32, block_size: int = 64, xp=numpy
     model.reset_state()
     model.train(was_training)
     mean = total / count
-    return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
+    return {"loss": mean, "perplexity": perplexity(mean), "tokens": count}
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss); infinite (rather than an OverflowError) for a diverged model's loss above
+    log(largest float) ~ 709.8 nats, NaN for a NaN loss."""
+    return math.exp(loss) if not loss > _LOG_FLOAT_MAX else math.inf

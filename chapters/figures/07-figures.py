@@ -122,7 +122,7 @@ def main():
     scaling()
     positional()
     checkpoint = Path(args.checkpoint)
-    if (checkpoint / "ckpt.npz").exists():
+    if (checkpoint / "ckpt.json").exists():
         attention_maps(checkpoint)
         training(checkpoint)
     else:

@@ -93,7 +93,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     checkpoint = Path(args.checkpoint)
-    if (checkpoint / "ckpt.npz").exists():
+    if (checkpoint / "ckpt.json").exists():
         temperature(checkpoint)
     else:
         print(f"no checkpoint at {checkpoint}: skipped 10-temperature.png")

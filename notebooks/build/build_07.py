@@ -133,7 +133,7 @@ see. In a trained character model, some heads look at the previous character or 
 others look back to the last space or newline, which marks the start of the current word
 or line."""),
     ("code", r"""checkpoint = ROOT / "runs" / "shakespeare-char-cpu"
-if not FAST and (checkpoint / "ckpt.npz").exists():
+if not FAST and (checkpoint / "ckpt.json").exists():
     from tinylm.train.restore import load_trained
     model, tok, _ = load_trained(checkpoint)
     print("using the trained checkpoint", checkpoint)

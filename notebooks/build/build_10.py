@@ -45,7 +45,7 @@ In full mode we load the checkpoint of `tinylm train gpt --preset shakespeare-ch
 if it exists; otherwise we train a small GPT for a moment. Decoding works the same with
 any model that implements `start_decoding` / `decode_step`."""),
     ("code", r"""checkpoint = ROOT / "runs" / "shakespeare-char-cpu"
-if not FAST and (checkpoint / "ckpt.npz").exists():
+if not FAST and (checkpoint / "ckpt.json").exists():
     from tinylm.train.restore import load_trained
     model, tok, _ = load_trained(checkpoint)
     print("loaded", checkpoint)

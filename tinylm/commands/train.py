@@ -1,9 +1,12 @@
-"""``tinylm train MODEL [--preset NAME] [--field value ...] [--model key=value ...] [--resume]``
+"""``tinylm train MODEL [--preset NAME] [--field value ...] [--model key=value ...]
+[--resume | --overwrite]``
 
-Every TrainConfig field is a flag (``--max-iters 500``, ``--lr 3e-4``); ``--model`` sets
-a field of the model's configuration (``--model hidden=256``). With ``--resume`` the run
-continues from ``OUT_DIR/ckpt`` with the configuration stored there (flags still override,
-e.g. a larger ``--max-iters``).
+Every TrainConfig field is a flag (``--max-iters 500``, ``--lr 3e-4``), checked against its
+rule as it is parsed; ``--model`` sets a field of the model's configuration (``--model
+n_hidden=256``). With ``--resume`` the run continues from ``OUT_DIR/ckpt`` with the
+configuration stored there (flags still override, e.g. a larger ``--max-iters``). A folder
+that already holds a checkpoint is never overwritten by a fresh run unless ``--overwrite``
+says so.
 """
 
 from __future__ import annotations
@@ -14,15 +17,14 @@ import json
 import time
 from pathlib import Path
 
-from tinylm.checkpoint import load_checkpoint
-from tinylm.data import load_tokenizer
+from tinylm.checkpoint import checkpoint_exists
 from tinylm.models import MODEL_REGISTRY
-from tinylm.train.config import TrainConfig
+from tinylm.train.config import RULES, TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME, fit_counts, train
 from tinylm.train.presets import get_preset
-from tinylm.train.setup import build_model, prepare_data, with_training_window
-
-TOKENIZER_FILE = "tokenizer.json"
+from tinylm.train.restore import check_same_data, read_run, run_tokenizer
+from tinylm.train.setup import (build_model, data_provenance, prepare_data,
+                                with_training_window)
 
 
 def _parse_value(text: str):
@@ -40,14 +42,33 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true/false).")
 
 
+def _flag_type(name: str, parse):
+    """An argparse type: ``parse`` the text, then apply the setting's rule (RULES)."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {parse.__name__}.") from None
+        problem = RULES[name].problem(value) if name in RULES else None
+        if problem:
+            raise argparse.ArgumentTypeError(problem.replace("is ", "", 1))
+        return value
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model family, ``--preset``, ``--model``, ``--resume`` and one flag per TrainConfig
-    field."""
+    """The model family, ``--preset``, ``--model``, ``--resume``/``--overwrite`` and one flag
+    per TrainConfig field, each checked against its rule as it is parsed."""
     parser.add_argument("model", choices=sorted(MODEL_REGISTRY), help="model family")
     parser.add_argument("--preset", help="a named configuration (see tinylm/train/presets/)")
     parser.add_argument("--model", dest="model_overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a model configuration field")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start afresh even though OUT_DIR holds a checkpoint (replacing it "
+                            "at the first evaluation)")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default_type = int if field.default is None else type(field.default)   # block_size
@@ -56,62 +77,115 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif default_type is tuple:
             parser.add_argument(flag, type=float, nargs="+", default=None)
         else:
-            parser.add_argument(flag, type=default_type, default=None)
+            parser.add_argument(flag, type=_flag_type(field.name, default_type), default=None)
 
 
-def resolve_configs(args) -> tuple[TrainConfig, dict]:
-    """Preset (or the checkpoint when resuming), then flags on top."""
+def _flag_values(args) -> dict:
+    values = {}
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(args, field.name, None)
+        if value is not None:
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return values
+
+
+def _model_overrides(items) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model expects KEY=VALUE (e.g. --model n_hidden=256), got "
+                             f"{item!r}.")
+        if key == "vocab_size":
+            raise ValueError("--model vocab_size cannot be set: the vocabulary size comes from "
+                             "the tokenizer built on the data (see --tokenizer, --min-freq).")
+        overrides[key] = _parse_value(value)
+    return overrides
+
+
+def _resumed_configs(args, flags: dict):
+    """The stored configuration of the run in OUT_DIR, with the flags on top; the run
+    stays in the folder it was found in, whatever its JSON says."""
+    out_dir = flags.get("out_dir") or (get_preset(args.preset)["train"].get("out_dir")
+                                       if args.preset else None)
+    if not out_dir:
+        raise ValueError("--resume needs --out-dir (or a --preset that names one).")
+    if not checkpoint_exists(Path(out_dir) / CHECKPOINT_NAME):
+        raise ValueError(f"--resume: {out_dir} holds no checkpoint to continue; start the run "
+                         "without --resume.")
+    if args.model_overrides:
+        raise ValueError("--model cannot change the model of a resumed run (its parameters "
+                         "have the stored shapes); start a new run in another --out-dir.")
+    _, meta = read_run(out_dir)
+    if meta["model"] != args.model:
+        raise ValueError(f"{out_dir} holds a {meta['model']!r} run, not {args.model!r}.")
+    model_config = {k: v for k, v in meta["model_config"].items() if k != "vocab_size"}
+    train_values = {**meta["train_config"], **flags, "out_dir": str(out_dir)}
+    return TrainConfig.from_dict(train_values), model_config, meta
+
+
+def _check_length_flags(args, train_values: dict) -> None:
+    """An epoch-based run ignores max_iters: say so instead of ignoring the flag."""
+    if args.max_iters is not None and args.epochs is None and train_values.get("epochs", 0) > 0:
+        raise ValueError(f"--max-iters has no effect: this run trains for epochs="
+                         f"{train_values['epochs']} (sequential batching counts epochs). Give "
+                         "--epochs N instead, or --epochs 0 --max-iters N.")
+
+
+def resolve_configs(args) -> tuple[TrainConfig, dict, dict | None]:
+    """(TrainConfig, model configuration, stored metadata when resuming): the preset (or
+    the checkpoint when resuming), then the flags on top, every value checked."""
+    flags = _flag_values(args)
     if args.resume:
-        out_dir = args.out_dir or (get_preset(args.preset)["train"].get("out_dir")
-                                   if args.preset else None)
-        if not out_dir:
-            raise SystemExit("--resume needs --out-dir (or a --preset that names one).")
-        _, meta = load_checkpoint(Path(out_dir) / CHECKPOINT_NAME)
-        train_values, model_config = meta["train_config"], meta["model_config"]
-    elif args.preset:
+        return _resumed_configs(args, flags)
+    if args.preset:
         preset = get_preset(args.preset)
         if preset["model"] != args.model:
-            raise SystemExit(f"preset {args.preset!r} is for model {preset['model']!r}, "
+            raise ValueError(f"preset {args.preset!r} is for model {preset['model']!r}, "
                              f"not {args.model!r}.")
         train_values, model_config = dict(preset["train"]), dict(preset["model_config"])
     else:
         train_values, model_config = {}, {}
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(args, field.name, None)
-        if value is not None:
-            train_values[field.name] = tuple(value) if isinstance(value, list) else value
-    for item in args.model_overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--model expects KEY=VALUE, got {item!r}.")
-        model_config[key] = _parse_value(value)
-    model_config.pop("vocab_size", None)
-    return TrainConfig.from_dict(train_values), model_config
+    _check_length_flags(args, train_values)
+    model_config.update(_model_overrides(args.model_overrides))
+    return TrainConfig.from_dict({**train_values, **flags}), model_config, None
+
+
+def _refuse_to_replace(args, out_dir: Path) -> None:
+    """A fresh run never replaces a trained model unless told to."""
+    if args.resume or args.overwrite or not checkpoint_exists(out_dir / CHECKPOINT_NAME):
+        return
+    raise ValueError(f"{out_dir} already holds a checkpoint ({out_dir / CHECKPOINT_NAME}.json); "
+                     "it is kept. Continue it with --resume, replace it with --overwrite, or "
+                     "choose another --out-dir.")
 
 
 def run(args) -> int:
-    """Train (or, for a count-based model, fit) and write the checkpoint, tokenizer and plot."""
-    cfg, model_config = resolve_configs(args)
-    data = prepare_data(cfg)
+    """Train (or, for a count-based model, fit) and write the checkpoint and plot. Everything
+    is checked (settings, data, model, training window) before anything is written."""
+    cfg, model_config, resumed = resolve_configs(args)
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer_path = out_dir / TOKENIZER_FILE
-    if args.resume and tokenizer_path.exists():
-        data.tokenizer = load_tokenizer(tokenizer_path)
-    else:
-        data.tokenizer.save(tokenizer_path)
+    _refuse_to_replace(args, out_dir)
+    tokenizer = None
+    if resumed is not None:
+        check_same_data(resumed, cfg.dataset)
+        tokenizer = run_tokenizer(resumed)
+    data = prepare_data(cfg, tokenizer)
     model = build_model(args.model, model_config, data.tokenizer.vocab_size)
     cfg = with_training_window(cfg, model)
+    provenance = {"tokenizer": data.tokenizer.to_dict(), **data_provenance(cfg.dataset)}
     print(f"{args.model}: {model.num_parameters():,} parameters; {len(data.train):,} training "
           f"and {len(data.val):,} validation tokens; vocabulary {data.tokenizer.vocab_size}")
     started = time.perf_counter()
     if model.trainable:
-        history = train(model, args.model, cfg, data.train, data.val, resume=args.resume)
+        history = train(model, args.model, cfg, data.train, data.val, resume=args.resume,
+                        provenance=provenance)
     else:                              # count-based (n-gram): counting replaces training
-        history = fit_counts(model, args.model, cfg, data.train, data.val)
+        history = fit_counts(model, args.model, cfg, data.train, data.val,
+                             provenance=provenance)
     final = history.evals[-1]
     print(f"done in {time.perf_counter() - started:.1f} s: val loss {final['val_loss']:.4f}, "
           f"val perplexity {final['val_perplexity']:.2f}")
-    print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.npz"
+    print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.json"
           + (f"  loss curve: {out_dir / 'loss.png'}" if model.trainable else ""))
     return 0

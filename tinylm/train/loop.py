@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy
 
 from tinylm.backend import array_module_for, to_numpy
-from tinylm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
+from tinylm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinylm.evaluate import evaluate_lm
 from tinylm.optim import clip_grad_norm, lr_at
 from tinylm.train.plot import plot_history
@@ -60,14 +60,25 @@ def _rng_modules(model):
     return [(name, m) for name, m in model.named_modules() if hasattr(m, "get_rng_state")]
 
 
-def save_run(out_dir, model, model_name, cfg, run: RunState, optimizer=None,
-             batcher=None) -> Path:
+def save_run(out_dir, model, model_name, cfg, run: RunState, optimizer=None, batcher=None,
+             provenance: dict | None = None) -> Path:
     """The one writer of a run's checkpoint, ``OUT_DIR/ckpt``: the model's parameters and
     the run's metadata; with ``optimizer`` and ``batcher`` (a neural run) also what an exact
-    resume needs: optimizer state, batcher position and dropout generators."""
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    resume needs: optimizer state, batcher position and dropout generators. ``provenance``
+    (the tokenizer and the data's sha256, from the command line) is stored as it is.
+
+    Parameters that are not finite are never saved: the last good checkpoint stays.
+    """
+    state = model.state_dict()
+    broken = [name for name, value in state.items() if not numpy.isfinite(value).all()]
+    if broken:
+        raise NonFiniteLossError(f"parameters {broken[:3]} hold NaN or infinite values at step "
+                                 f"{run.iteration}: the run diverged and is not saved; the last "
+                                 f"good checkpoint in {out_dir} is kept. Lower the learning "
+                                 "rate or set grad_clip (e.g. 1.0).")
+    arrays = {f"model/{k}": v for k, v in state.items()}
     meta = {"model": model_name, "model_config": model.config_dict(), "train_config": cfg.to_dict(),
-            "run": dataclasses.asdict(run)}
+            "run": dataclasses.asdict(run), "provenance": provenance or {}}
     if optimizer is not None:
         arrays.update({f"optim/{k}": to_numpy(v) for k, v in optimizer.state_dict().items()})
         meta.update(batcher=batcher.state_dict(),
@@ -75,16 +86,36 @@ def save_run(out_dir, model, model_name, cfg, run: RunState, optimizer=None,
     return save_checkpoint(Path(out_dir) / CHECKPOINT_NAME, arrays, meta)
 
 
+def _restore_generators(model, saved) -> None:
+    """Every dropout generator of the model from the checkpoint, matched by module name."""
+    own = dict(_rng_modules(model))
+    if not isinstance(saved, dict) or set(saved) != set(own):
+        found = sorted(saved) if isinstance(saved, dict) else saved
+        raise CheckpointError(f"the checkpoint's generator states {found} do not match the "
+                              f"model's dropout modules {sorted(own)}; it was saved for "
+                              "another model configuration.")
+    for name, module in own.items():
+        module.set_rng_state(saved[name])
+
+
 def restore_run(out_dir, model, optimizer, batcher) -> RunState:
+    """Load OUT_DIR/ckpt into model, optimizer, batcher and generators -> the run so far."""
     arrays, meta = load_checkpoint(Path(out_dir) / CHECKPOINT_NAME)
+    missing = [k for k in ("run", "batcher", "rng") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{out_dir}/{CHECKPOINT_NAME}.json lacks {missing}: it cannot be "
+                              "resumed exactly (a count-based model has nothing to resume).")
     model.load_state_dict(split_prefix(arrays, "model"))
     optimizer.load_state_dict(split_prefix(arrays, "optim"))
     batcher.load_state_dict(meta["batcher"])
-    for name, m in _rng_modules(model):
-        m.set_rng_state(meta["rng"].get(name))
+    _restore_generators(model, meta["rng"])
     run = meta["run"]
-    return RunState(run["iteration"], [tuple(x) for x in run["train_losses"]], run["evals"],
-                    run["elapsed_s"])
+    try:
+        return RunState(int(run["iteration"]), [tuple(x) for x in run["train_losses"]],
+                        list(run["evals"]), float(run["elapsed_s"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"the run history in {out_dir}/{CHECKPOINT_NAME}.json is "
+                              f"malformed ({e!r}).") from e
 
 
 def _progress(total, initial, enabled):
@@ -95,8 +126,15 @@ def _progress(total, initial, enabled):
 
 
 def _evaluate(model, cfg, val_ids, xp, run: RunState, log):
+    """Measure the validation loss into ``run.evals``; a non-finite one stops the run before
+    anything is saved, so the last good checkpoint stays."""
     result = evaluate_lm(model, val_ids, cfg.batch_size, cfg.block_size, xp=xp,
                          max_batches=cfg.eval_iters)
+    if not math.isfinite(result["perplexity"]):
+        raise NonFiniteLossError(f"the validation loss is {result['loss']} at step "
+                                 f"{run.iteration}: the run diverged and is not saved; the last "
+                                 f"good checkpoint in {cfg.out_dir} is kept. Lower the learning "
+                                 "rate or set grad_clip (e.g. 1.0).")
     recent = [loss for _, loss in run.train_losses[-max(1, cfg.eval_interval):]]
     entry = {"iter": run.iteration, "val_loss": result["loss"],
              "val_perplexity": result["perplexity"],
@@ -108,8 +146,12 @@ def _evaluate(model, cfg, val_ids, xp, run: RunState, log):
 
 
 def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
-          log=print) -> RunState:
-    """Train ``model`` in place according to ``cfg``; returns the run's history."""
+          log=print, provenance: dict | None = None) -> RunState:
+    """Train ``model`` in place according to ``cfg``; returns the run's history.
+
+    A Ctrl-C stops the run between two steps with a message naming the last checkpoint;
+    a diverged run (``NonFiniteLossError``) stops before it would overwrite a good one.
+    """
     xp = array_module_for(cfg.device)
     model.to(dtype=numpy.dtype(cfg.dtype), device=cfg.device).train()
     optimizer = build_optimizer(model, cfg)
@@ -123,17 +165,35 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
         log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {run.iteration}")
     model.reset_state()
     bar = _progress(max_iters, run.iteration, cfg.progress)
+    try:
+        _run_steps(model, model_name, cfg, run, optimizer, batcher, sched, max_iters, val_ids, xp,
+                   bar, log if bar is None else bar.write, provenance)
+    except KeyboardInterrupt:
+        saved = run.evals[-1]["iter"] if run.evals else None
+        raise KeyboardInterrupt(f"interrupted at step {run.iteration}; " + (
+            f"the checkpoint of step {saved} in {out_dir} is intact: continue with --resume."
+            if saved is not None else "no checkpoint was written.")) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    plot_history(run, out_dir / "loss.png", title=f"{model_name} on {cfg.dataset}")
+    return run
+
+
+def _run_steps(model, model_name, cfg, run, optimizer, batcher, sched, max_iters, val_ids, xp,
+               bar, log, provenance) -> None:
+    """Steps from ``run.iteration`` to ``max_iters``, evaluating and saving on the way."""
     start = time.perf_counter() - run.elapsed_s
     tokens_per_step = cfg.batch_size * cfg.block_size
     while True:
         it = run.iteration
         already_evaluated = bool(run.evals) and run.evals[-1]["iter"] == it
         if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
-            _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write)
+            _evaluate(model, cfg, val_ids, xp, run, log)
             run.elapsed_s = time.perf_counter() - start
-            save_run(out_dir, model, model_name, cfg, run, optimizer, batcher)
+            save_run(cfg.out_dir, model, model_name, cfg, run, optimizer, batcher, provenance)
         if it >= max_iters:
-            break
+            return
         loss = train_step(model, optimizer, batcher, cfg, lr_at(it, sched), xp, it)
         run.train_losses.append((it, loss))
         run.iteration += 1
@@ -142,13 +202,10 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
             if it % cfg.log_interval == 0:
                 rate = tokens_per_step * bar.format_dict["rate"] if bar.format_dict["rate"] else 0
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
-    if bar is not None:
-        bar.close()
-    plot_history(run, out_dir / "loss.png", title=f"{model_name} on {cfg.dataset}")
-    return run
 
 
-def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print) -> RunState:
+def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print,
+               provenance: dict | None = None) -> RunState:
     """A count-based model (the n-gram baseline) is "trained" by counting, then scored with
     the same evaluation code as the neural models and saved like them."""
     started = time.perf_counter()
@@ -156,7 +213,7 @@ def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print) -> Ru
     run = RunState()
     _evaluate(model, cfg, val_ids, numpy, run, log)
     run.elapsed_s = time.perf_counter() - started
-    save_run(cfg.out_dir, model, model_name, cfg, run)
+    save_run(cfg.out_dir, model, model_name, cfg, run, provenance=provenance)
     return run
 
 

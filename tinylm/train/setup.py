@@ -1,6 +1,7 @@
 """Everything a training run needs before its first step: data, tokenizer, model, optimizer.
 
-    prepare_data(cfg)                            -> PreparedData(tokenizer, train, val, test)
+    prepare_data(cfg[, tokenizer])               -> PreparedData(tokenizer, train, val, test)
+    data_provenance(dataset)                     -> the data's sha256, for the checkpoint
     build_model(name, model_config, vocab_size)  -> the model, vocab_size from the tokenizer
     with_training_window(cfg, model)             -> cfg with block_size filled in and checked
     build_optimizer(model, cfg)                  -> SGD / Adam / AdamW, weight decay on matrices
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy
 
 from tinylm.data import (CharTokenizer, RandomWindowBatcher, SequentialBatcher, WordTokenizer,
-                         load_text, split_train_val)
+                         dataset_info, load_text, split_train_val)
 from tinylm.models import get_model_class
 from tinylm.optim import SGD, Adam, AdamW, decay_groups
 
@@ -46,16 +47,28 @@ def _encode(tokenizer, text: str) -> numpy.ndarray:
     return numpy.asarray(tokenizer.encode(text), dtype=numpy.int64)
 
 
-def prepare_data(cfg) -> PreparedData:
-    """Load ``cfg.dataset``, build the tokenizer on the training text, encode every split."""
-    if cfg.dataset in SPLIT_DATASETS:
-        texts = [load_text(name) for name in SPLIT_DATASETS[cfg.dataset]]
+def dataset_files(dataset: str) -> tuple:
+    """The registry names of the files a training dataset is read from."""
+    return SPLIT_DATASETS.get(dataset, (dataset,))
+
+
+def data_provenance(dataset: str) -> dict:
+    """What a checkpoint records about its data: each file's registry name and sha256 (the
+    files are verified against these on every load, tinylm/data/datasets.py)."""
+    return {"dataset": dataset,
+            "sha256": {name: dataset_info(name).sha256 for name in dataset_files(dataset)}}
+
+
+def prepare_data(cfg, tokenizer=None) -> PreparedData:
+    """Load ``cfg.dataset`` and encode every split, with ``tokenizer`` (a resumed or loaded
+    run's own) or with a new one built on the training text."""
+    texts = [load_text(name) for name in dataset_files(cfg.dataset)]    # PTB: its 3 splits
+    if tokenizer is None:
         tokenizer = make_tokenizer(cfg.tokenizer, texts[0], cfg.min_freq)
+    if len(texts) == 3:
         train, val, test = (_encode(tokenizer, t) for t in texts)
         return PreparedData(tokenizer, train, val, test)
-    text = load_text(cfg.dataset)
-    tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.min_freq)
-    train, val = split_train_val(_encode(tokenizer, text), cfg.val_fraction)
+    train, val = split_train_val(_encode(tokenizer, texts[0]), cfg.val_fraction)
     return PreparedData(tokenizer, train, val)
 
 
