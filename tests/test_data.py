@@ -3,18 +3,20 @@ downloads are monkeypatched or read file:// URLs."""
 
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import numpy
 import pytest
 
-from tinylm.data import (DATASETS, CharTokenizer, DatasetFile, RandomWindowBatcher,
-                         SequentialBatcher, Vocabulary, WordTokenizer, dataset_path,
-                         deduplicate_lines, iterate_eval_windows, letters_only, load_text,
-                         load_tokenizer, normalize_unicode, normalize_whitespace,
-                         split_train_val, tokenizer_from_dict)
+from tinylm.data import (DATASETS, CharTokenizer, DatasetChecksumError, DatasetEncodingError,
+                         DatasetFile, RandomWindowBatcher, SequentialBatcher, Vocabulary,
+                         WordTokenizer, dataset_path, deduplicate_lines, iterate_eval_windows,
+                         letters_only, load_text, load_tokenizer, normalize_unicode,
+                         normalize_whitespace, split_train_val, tokenizer_from_dict)
 from tinylm.data import datasets as datasets_module
+from tinylm.data import verify as verify_module
 
 
 def _shared_text(name):
@@ -46,16 +48,37 @@ def _fake_dataset(monkeypatch, payload: bytes, url="https://example.invalid/toy.
     return info
 
 
+def _place(folder: Path, info: DatasetFile, payload: bytes) -> Path:
+    """Write ``payload`` where ``info`` says the file lives inside ``folder``."""
+    path = folder / info.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    return path
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """The paths hashed so far: the hashing function still runs, and each call is logged."""
+    calls = []
+    real_sha256_of = verify_module.sha256_of
+
+    def logged(path):
+        calls.append(Path(path))
+        return real_sha256_of(path)
+    monkeypatch.setattr(verify_module, "sha256_of", logged)
+    return calls
+
+
 def test_env_dir_beats_shared(isolated, tmp_path, monkeypatch):
     data, _ = isolated
     shared = tmp_path / "shared" / "data"
-    for root, text in ((data, "from env"), (shared, "from shared")):
-        (root / "tinyshakespeare").mkdir(parents=True)
-        (root / "tinyshakespeare" / "input.txt").write_text(text)
+    info = _fake_dataset(monkeypatch, b"the same verified bytes\n")
+    for root in (data, shared):
+        _place(root, info, b"the same verified bytes\n")
     monkeypatch.setattr(datasets_module, "shared_data_dirs", lambda: [shared])
-    assert load_text("tinyshakespeare") == "from env"
+    assert dataset_path("toy") == data / info.path
     monkeypatch.delenv("TINYLM_DATA_DIR")
-    assert load_text("tinyshakespeare") == "from shared"
+    assert dataset_path("toy") == shared / info.path
 
 
 def test_shared_dirs_found_beside_the_project_and_the_working_directory(tmp_path, monkeypatch):
@@ -130,15 +153,179 @@ def test_table_covers_every_shared_file():
 
 
 def test_load_text_decodes_with_the_table_encoding(tmp_path, monkeypatch):
-    """MR is latin-1: ``load_text`` must decode it so, not fail as UTF-8 would."""
-    payload = "a caf\u00e9 r\u00e9sum\u00e9\n".encode("latin-1")
+    """MR is latin-1: ``load_text`` must decode it so, not fail as UTF-8 would. Line endings
+    come out as ``\\n``, as ``Path.read_text`` gave them."""
+    payload = "a caf\u00e9 r\u00e9sum\u00e9\r\nnext\n".encode("latin-1")
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "toy.txt").write_bytes(payload)
     monkeypatch.setitem(DATASETS, "toy", DatasetFile(
         "toy/toy.txt", hashlib.sha256(payload).hexdigest(), "file:///nowhere", encoding="latin-1"))
     monkeypatch.setenv("TINYLM_DATA_DIR", str(tmp_path))
-    assert load_text("toy") == "a caf\u00e9 r\u00e9sum\u00e9\n"
+    monkeypatch.setenv("TINYLM_CACHE_DIR", str(tmp_path / "cache"))
+    assert load_text("toy") == "a caf\u00e9 r\u00e9sum\u00e9\nnext\n"
     assert DATASETS["mr.pos"].encoding == DATASETS["mr.neg"].encoding == "latin-1"
+
+
+# -- local files are verified ----------------------------------------------------------------------
+GOOD = b"".join(b"line %d of the verified toy corpus\n" % i for i in range(300))
+
+
+@pytest.fixture
+def toy_folder(request, isolated, tmp_path, monkeypatch):
+    """(info, folder) with ``toy`` registered as GOOD; the folder is the data dir, a shared
+    data folder or the download cache, as the test's ``where`` parameter says."""
+    data, cache = isolated
+    folders = {"env": data, "shared": tmp_path / "shared" / "data", "cache": cache}
+    monkeypatch.setattr(datasets_module, "shared_data_dirs", lambda: [folders["shared"]])
+    return _fake_dataset(monkeypatch, GOOD), folders[request.param]
+
+
+def _record(cache: Path) -> dict:
+    return json.loads((cache / "verified.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("toy_folder", ["env", "shared"], indirect=True)
+def test_corrupted_local_file_is_named_with_both_hashes_and_kept(toy_folder):
+    info, folder = toy_folder
+    corrupt = GOOD.replace(b"line 7 ", b"line 8 ")
+    path = _place(folder, info, corrupt)
+    with pytest.raises(DatasetChecksumError) as error:
+        load_text("toy")
+    message = str(error.value)
+    for needle in ("'toy'", str(path), info.sha256, hashlib.sha256(corrupt).hexdigest(),
+                   info.url, "SHA256SUMS", "Fix: restore it"):
+        assert needle in message
+    assert isinstance(error.value, ValueError)
+    assert path.read_bytes() == corrupt                 # the user's file is never deleted
+
+
+@pytest.mark.parametrize("toy_folder", ["env", "shared"], indirect=True)
+def test_truncated_local_file_is_caught(toy_folder):
+    info, folder = toy_folder
+    path = _place(folder, info, GOOD[:len(GOOD) // 2])
+    with pytest.raises(DatasetChecksumError, match=f"{len(GOOD) // 2} bytes"):
+        dataset_path("toy", download_missing=False)
+    assert path.exists()
+
+
+@pytest.mark.parametrize("toy_folder", ["env", "shared", "cache"], indirect=True)
+def test_second_lookup_does_not_rehash(toy_folder, isolated, hashed):
+    info, folder = toy_folder
+    _, cache = isolated
+    path = _place(folder, info, GOOD)
+    assert dataset_path("toy") == path and hashed == [path]
+    assert dataset_path("toy") == path and load_text("toy") == GOOD.decode()
+    assert hashed == [path]                               # the record answered twice
+    stat = path.stat()
+    assert _record(cache) == {str(path.resolve()): {
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": info.sha256}}
+    assert not list(cache.glob("verified.json.*"))        # no temporary file left behind
+
+
+def _same_size_other_bytes(path: Path) -> None:
+    """Change the contents but not the size; set the mtime one second later, since a rewrite
+    within the file system's clock tick could keep the old one."""
+    mtime_ns = path.stat().st_mtime_ns
+    path.write_bytes(GOOD.replace(b"line 7 ", b"line 8 "))
+    os.utime(path, ns=(mtime_ns, mtime_ns + 10**9))
+
+
+@pytest.mark.parametrize("change", [
+    lambda path: path.write_bytes(GOOD[:-1]),             # size changes
+    lambda path: path.write_bytes(GOOD + b"appended\n"),
+    _same_size_other_bytes,                               # only the mtime changes
+], ids=["truncated", "appended", "same-size"])
+@pytest.mark.parametrize("toy_folder", ["env"], indirect=True)
+def test_file_changed_after_caching_is_rehashed_and_caught(toy_folder, isolated, hashed, change):
+    info, folder = toy_folder
+    _, cache = isolated
+    path = _place(folder, info, GOOD)
+    dataset_path("toy")
+    change(path)
+    with pytest.raises(DatasetChecksumError, match=hashlib.sha256(path.read_bytes()).hexdigest()):
+        dataset_path("toy")
+    assert hashed == [path, path]
+    assert _record(cache) == {}                           # the stale entry is dropped
+
+
+@pytest.mark.parametrize("toy_folder", ["env"], indirect=True)
+def test_record_counts_only_for_the_expected_sha256(toy_folder, monkeypatch, hashed):
+    """An unchanged file is hashed again when the table now expects other bytes."""
+    info, folder = toy_folder
+    _place(folder, info, GOOD)
+    dataset_path("toy")
+    monkeypatch.setitem(DATASETS, "toy", DatasetFile(info.path, "0" * 64, info.url))
+    with pytest.raises(DatasetChecksumError, match="expected 0000"):
+        dataset_path("toy")
+    assert len(hashed) == 2
+
+
+@pytest.mark.parametrize("contents", [
+    b"", b"{not json", b"[1, 2]", b"\xff\xfe{}", b'{"/some/file": NaN}', b"[" * 100_000,
+    "{KEY: 3}", "{KEY: {\"size\": -1, \"mtime_ns\": 0, \"sha256\": \"\"}}",
+], ids=["empty", "not-json", "not-an-object", "not-utf8", "nan", "too-deep", "entry-not-an-object",
+        "stale-entry"])
+@pytest.mark.parametrize("toy_folder", ["env"], indirect=True)
+def test_malformed_record_is_rebuilt(toy_folder, isolated, hashed, contents):
+    info, folder = toy_folder
+    _, cache = isolated
+    path = _place(folder, info, GOOD)
+    if isinstance(contents, str):                         # an entry for this very file
+        contents = contents.replace("KEY", json.dumps(str(path.resolve()))).encode()
+    cache.mkdir()
+    (cache / "verified.json").write_bytes(contents)
+    assert dataset_path("toy") == path and hashed == [path]
+    assert list(_record(cache)) == [str(path.resolve())]  # a fresh, strict-JSON record
+    dataset_path("toy")
+    assert hashed == [path]
+
+
+@pytest.mark.parametrize("toy_folder", ["env"], indirect=True)
+def test_unwritable_cache_dir_still_verifies(toy_folder, tmp_path, monkeypatch, hashed):
+    """A cache folder below a plain file can be neither created nor written (even by root)."""
+    info, folder = toy_folder
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("TINYLM_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    path = _place(folder, info, GOOD)
+    assert dataset_path("toy") == path
+    assert dataset_path("toy") == path and len(hashed) == 2   # nothing recorded: hashed again
+    path.write_bytes(GOOD[:10])
+    with pytest.raises(DatasetChecksumError):
+        dataset_path("toy")
+
+
+@pytest.mark.parametrize("kind", ["missing", "a-file"])
+def test_data_dir_that_is_not_a_folder_is_an_error(isolated, tmp_path, monkeypatch, kind):
+    value = tmp_path / kind
+    if kind == "a-file":
+        value.write_text("")
+    monkeypatch.setenv("TINYLM_DATA_DIR", str(value))
+    with pytest.raises(NotADirectoryError) as error:
+        dataset_path("ptb.valid", download_missing=False)
+    for needle in (f"TINYLM_DATA_DIR={str(value)!r}", "not an existing folder", "create",
+                   "unset TINYLM_DATA_DIR"):
+        assert needle in str(error.value)
+    monkeypatch.setenv("TINYLM_DATA_DIR", "")             # empty counts as unset
+    with pytest.raises(FileNotFoundError, match="downloading was not allowed"):
+        dataset_path("ptb.valid", download_missing=False)
+
+
+@pytest.mark.parametrize("toy_folder", ["env"], indirect=True)
+def test_invalid_bytes_name_the_file_offset_and_encoding(toy_folder, monkeypatch):
+    """The offset is in the file, past the first read buffer, not within one buffer."""
+    info, folder = toy_folder
+    payload = b"x" * 9000 + b"\nabc\xffdef\n"
+    info = _fake_dataset(monkeypatch, payload)
+    path = _place(folder, info, payload)
+    with pytest.raises(DatasetEncodingError) as error:
+        load_text("toy")
+    message = str(error.value)
+    for needle in ("'toy'", str(path), "byte offset 9004", "line 2", "utf-8", "b'\\xff'",
+                   "Fix: declare", "encoding="):
+        assert needle in message
+    assert isinstance(error.value, ValueError)
+    assert isinstance(error.value.__cause__, UnicodeDecodeError)
+
 
 # -- cleaning --------------------------------------------------------------------------------------
 def test_cleaning_functions():

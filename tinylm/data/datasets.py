@@ -1,27 +1,38 @@
-"""Datasets by name: find the file on this machine, or download and verify it (chapter 02).
+"""Datasets by name: find the file on this machine, or download it, and verify it (chapter 02).
 
-    path = dataset_path("tinyshakespeare")      # a pathlib.Path to an existing, trusted file
+    path = dataset_path("tinyshakespeare")      # a pathlib.Path to an existing, verified file
     text = load_text("ptb.train")               # its contents, decoded as UTF-8
 
 ``DATASETS`` maps each name to a ``DatasetFile``: the file's path relative to a data
 folder, its sha256, the canonical URL it can be downloaded from and, for files that come
 inside a zip archive, the archive member. The search order is
 
-1. ``$TINYLM_DATA_DIR/<relative path>``                       (trusted as it is)
+1. ``$TINYLM_DATA_DIR/<relative path>``; a value that is not an existing folder is an error
+   (an empty value counts as unset)
 2. ``shared/data/<relative path>`` beside the project: looked for next to the installed
    package (``tinylm/../../shared/data``) and beside the current directory and each of
-   its parents                                                (trusted as it is)
+   its parents
 3. the user cache ``$TINYLM_CACHE_DIR/<relative path>`` (default ``~/.cache/tinylm``),
-   filled on first use by downloading the URL; the sha256 is checked after every download
-   and every time a cached file is used, and a file that does not match is deleted.
+   filled on first use by downloading the URL.
+
+Wherever the file is found, its sha256 must be the table's before it is returned, so a
+corrupt, truncated or different version of a dataset never trains silently. A mismatch is a
+``DatasetChecksumError`` naming both hashes and the fix. A local file (1 and 2) is never
+deleted, since it may be the user's only copy; a cached download that does not match is
+deleted, so the next call downloads it again. Checking is paid once per file, not on every
+run: ``cache_dir()/verified.json`` remembers the size and mtime of each file that matched,
+and an unchanged file is not read again (``tinylm/data/verify.py`` says how and why).
+
+``load_text`` decodes with the entry's encoding; bytes that are not valid in it are a
+``DatasetEncodingError`` naming the file and the byte offset.
 
 The data files are never part of the project itself; ``shared/data/README.md`` records
-where each one comes from and under which licence.
+where each one comes from and under which licence, and ``shared/data/SHA256SUMS`` lists the
+sha256 of each.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import io
 import os
@@ -33,8 +44,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from tinylm.data.verify import verified_sha256
+
 DATA_DIR_ENV = "TINYLM_DATA_DIR"
 CACHE_DIR_ENV = "TINYLM_CACHE_DIR"
+VERIFIED_RECORD = "verified.json"      # in cache_dir(): files whose sha256 already matched
+
+
+class DatasetChecksumError(ValueError):
+    """A dataset file whose sha256 is not the table's: corrupt, truncated or another version."""
+
+
+class DatasetEncodingError(ValueError):
+    """A dataset file whose bytes are not valid in the encoding its table entry declares."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +207,22 @@ def dataset_info(name: str) -> DatasetFile:
     return DATASETS[name]
 
 
+def data_dir_from_env() -> Path | None:
+    """``$TINYLM_DATA_DIR`` as a folder, or None when it is unset or empty. A value that is not
+    an existing folder is an error: ignoring it would silently train on other data."""
+    value = os.environ.get(DATA_DIR_ENV, "")
+    if not value:
+        return None
+    folder = Path(value)
+    if not folder.is_dir():
+        found = "a file" if folder.exists() else "nothing"
+        raise NotADirectoryError(
+            f"{DATA_DIR_ENV}={value!r} is not an existing folder ({found} is there). Fix: "
+            f"create that folder and put the data files in it (e.g. {value}/ptb/ptb.train.txt),"
+            f" or unset {DATA_DIR_ENV} to use shared/data and the download cache.")
+    return folder
+
+
 def shared_data_dirs() -> list[Path]:
     """Candidate ``shared/data`` folders: beside the project that holds this package, and
     beside the current directory or any of its parents (for non-editable installs)."""
@@ -198,14 +236,6 @@ def shared_data_dirs() -> list[Path]:
 def cache_dir() -> Path:
     """``$TINYLM_CACHE_DIR``, or ``~/.cache/tinylm``."""
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "tinylm")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(url: str, destination: Path, member: str | None = None) -> None:
@@ -223,35 +253,62 @@ def download(url: str, destination: Path, member: str | None = None) -> None:
     shutil.move(tmp.name, destination)
 
 
+def _actual_sha256(info: DatasetFile, path: Path) -> str:
+    """The file's sha256, from the record of verified files when it is unchanged since it
+    last matched (then the file is not read at all)."""
+    return verified_sha256(path, info.sha256, cache_dir() / VERIFIED_RECORD)
+
+
+def _source(info: DatasetFile) -> str:
+    """Where the file can be downloaded from, in words."""
+    return info.url + (f" (zip member {info.member})" if info.member else "")
+
+
+def _verified_local_file(name: str, info: DatasetFile, path: Path) -> Path:
+    """``path`` if its sha256 is the table's; a mismatch is an error and the file is left as
+    it is (it may be the user's only copy, and they decide what replaces it)."""
+    actual = _actual_sha256(info, path)
+    if actual != info.sha256:
+        raise DatasetChecksumError(
+            f"dataset {name!r}: {path} ({path.stat().st_size} bytes) has sha256 {actual}, "
+            f"expected {info.sha256}: the file is corrupt, truncated or another version of the "
+            "data, so it was not used (it was left as it is). Fix: restore it, either by "
+            f"downloading {_source(info)} to {path}, or by copying a verified one over it "
+            "(shared/data/SHA256SUMS lists the sha256 of every data file: `sha256sum -c "
+            "SHA256SUMS` in that folder checks them all).")
+    return path
+
+
 def _verified_cache_file(name: str, info: DatasetFile, path: Path) -> Path:
-    """Download into the cache (when absent) and check the sha256; a mismatch deletes the file."""
+    """Download into the cache (when absent) and check the sha256; a mismatch deletes the file,
+    which only ever came from a download."""
     if not path.exists():
         download(info.url, path, info.member)
-    actual = sha256_of(path)
+    actual = _actual_sha256(info, path)
     if actual != info.sha256:
         path.unlink()
-        raise ValueError(f"dataset {name!r}: {path} has sha256 {actual}, expected {info.sha256}; "
-                         f"the file was deleted. The download from {info.url} is corrupt or the "
-                         "upstream file changed. Retry, or place a verified copy under "
-                         f"${DATA_DIR_ENV}/{info.path}.")
+        raise DatasetChecksumError(
+            f"dataset {name!r}: {path} has sha256 {actual}, expected {info.sha256}; the file "
+            f"was deleted. The download from {_source(info)} is corrupt or the upstream file "
+            f"changed. Retry, or place a verified copy under ${DATA_DIR_ENV}/{info.path}.")
     return path
 
 
 def dataset_path(name: str, download_missing: bool = True) -> Path:
-    """The local path of dataset ``name``, searched in the order given in the module docstring.
+    """The local path of dataset ``name``, searched in the order given in the module docstring
+    and verified against the table's sha256 (``DatasetChecksumError`` when it does not match).
 
     With ``download_missing=False`` nothing is fetched (what tests use): a file missing from
     every folder raises ``FileNotFoundError`` at once.
     """
     info = dataset_info(name)
     searched = []
-    env_dir = os.environ.get(DATA_DIR_ENV)
-    folders = ([Path(env_dir)] if env_dir else []) + shared_data_dirs()
-    for folder in folders:
+    env_dir = data_dir_from_env()
+    for folder in ([env_dir] if env_dir else []) + shared_data_dirs():
         candidate = folder / info.path
         searched.append(str(candidate))
         if candidate.is_file():
-            return candidate
+            return _verified_local_file(name, info, candidate)
     cached = cache_dir() / info.path
     searched.append(str(cached))
     if cached.is_file() or download_missing:
@@ -264,10 +321,33 @@ def dataset_path(name: str, download_missing: bool = True) -> Path:
     raise FileNotFoundError(
         f"dataset {name!r} ({info.path}) was not found; looked in: {', '.join(searched)}; "
         f"{reason}. Fix: set {DATA_DIR_ENV} to a folder that holds {info.path}, or download "
-        f"{info.url}{f' (zip member {info.member})' if info.member else ''} to {cached}.")
+        f"{_source(info)} to {cached}.")
 
 
 def load_text(name: str, download_missing: bool = True) -> str:
     """The dataset's contents as a string, decoded with the table's encoding (UTF-8 unless
-    the entry says otherwise)."""
-    return dataset_path(name, download_missing).read_text(encoding=dataset_info(name).encoding)
+    the entry says otherwise); line endings become ``\\n``, as ``Path.read_text`` makes them.
+
+    The bytes are decoded as a whole, so a decoding error gives the offset in the file (a
+    text-mode read would give it within one buffer of the file)."""
+    path = dataset_path(name, download_missing)
+    encoding = dataset_info(name).encoding
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise _encoding_error(name, path, data, error) from error
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _encoding_error(name: str, path: Path, data: bytes,
+                    error: UnicodeDecodeError) -> DatasetEncodingError:
+    """Where the file stops being valid text, and why its table entry is what must change."""
+    line = data.count(b"\n", 0, error.start) + 1
+    return DatasetEncodingError(
+        f"dataset {name!r}: {path} is not valid {error.encoding}: at byte offset {error.start} "
+        f"(line {line}), {data[error.start:error.end]!r}: {error.reason}. The file matches its "
+        "sha256, so these are the expected bytes and the encoding its DATASETS entry declares "
+        "is wrong for them. Fix: declare the file's real encoding in the entry (as the MR "
+        f"entries do with encoding='latin-1'), or read the bytes with dataset_path({name!r})"
+        ".read_bytes().")
