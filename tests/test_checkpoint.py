@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 
 import numpy as np
 import pytest
 
+import tinylm.checkpoint as checkpoint
 from tinylm.checkpoint import (CheckpointError, canonical_json, load_checkpoint, save_checkpoint,
                                split_prefix)
 from tinylm.models.mlp_lm import MLPConfig, MLPLM
@@ -106,4 +108,64 @@ def test_pickled_arrays_are_refused(tmp_path):
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _rewrite_json(tmp_path, lambda m: m.update(arrays_sha256=digest), fix_checksum=True)
     with pytest.raises(CheckpointError, match="obj"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+# -- the commit point: a kill at any step of a save leaves a loadable folder -------------------
+
+def _killed_during_save(step, folder, arrays, meta):
+    """Save in a forked child that dies (os._exit: no cleanup, like kill -9) at ``step``."""
+    pid = os.fork()
+    if pid == 0:                                              # the child
+        def die_at(reached):
+            if reached == step:
+                os._exit(137)
+        checkpoint.fault_hook = die_at
+        try:
+            save_checkpoint(folder / "ckpt", arrays, meta)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 137, f"the child did not reach {step!r}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
+@pytest.mark.parametrize("step", checkpoint.SAVE_STEPS)
+def test_a_kill_at_any_step_of_a_save_leaves_the_old_or_the_new_checkpoint(tmp_path, step):
+    save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(3)}, {"version": "old"})
+    _killed_during_save(step, tmp_path, {"w": np.ones(3)}, {"version": "new"})
+    arrays, meta = load_checkpoint(tmp_path / "ckpt")
+    committed = checkpoint.SAVE_STEPS.index(step) >= checkpoint.SAVE_STEPS.index("committed")
+    assert meta["version"] == ("new" if committed else "old")
+    np.testing.assert_array_equal(arrays["w"], np.ones(3) if committed else np.zeros(3))
+    save_checkpoint(tmp_path / "ckpt", {"w": np.full(3, 2.0)}, {"version": "next"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [       # leftovers are cleaned up
+        "ckpt-" + _recorded(tmp_path)[:16] + ".npz", "ckpt.json"]
+
+
+def test_an_edited_configuration_is_caught_by_the_metadata_checksum(tmp_path):
+    save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(2)}, {"model_config": {"n_head": 4}})
+    _rewrite_json(tmp_path, lambda m: m["model_config"].update(n_head=2))
+    with pytest.raises(CheckpointError, match="edited or damaged"):
+        load_checkpoint(tmp_path / "ckpt")
+    _rewrite_json(tmp_path, lambda m: m.pop("meta_sha256"))
+    with pytest.raises(CheckpointError, match="edited or damaged"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_json_is_strict_both_ways(tmp_path):
+    with pytest.raises(CheckpointError, match="NaN"):
+        save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(2)}, {"val_loss": float("nan")})
+    assert not list(tmp_path.iterdir())                 # refused before anything was written
+    save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(2)}, {"val_loss": 1.5})
+    text = (tmp_path / "ckpt.json").read_text().replace("1.5", "NaN")
+    (tmp_path / "ckpt.json").write_text(text)
+    with pytest.raises(CheckpointError, match="strict JSON"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_a_missing_array_file_is_named(tmp_path):
+    save_checkpoint(tmp_path / "ckpt", {"w": np.zeros(2)}, {})
+    _arrays_file(tmp_path).unlink()
+    with pytest.raises(CheckpointError, match="is missing"):
         load_checkpoint(tmp_path / "ckpt")

@@ -227,7 +227,9 @@ def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int) -> float:
     loss = float(to_numpy(loss))
     if not math.isfinite(loss):
         raise NonFiniteLossError(f"the training loss is {loss} at step {it} (lr {lr:g}); the run "
-                                 "diverged. Lower the learning rate or set grad_clip (e.g. 1.0).")
+                                 f"diverged and stops here (the last checkpoint in "
+                                 f"{cfg.out_dir} is kept). Lower the learning rate or set "
+                                 "grad_clip (e.g. 1.0).")
     model.backward()
     if cfg.grad_clip > 0:
         clip_grad_norm(model.parameters(), cfg.grad_clip)
