@@ -51,6 +51,15 @@ def report(command: str, error: BaseException) -> int:
     return EXIT_ERROR
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is two lines (the problem, then where the help is) instead
+    of the whole usage summary, which for ``tinylm train`` is twenty lines of flags."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
+                              f"(all flags: {self.prog} --help)\n")
+
+
 def _split_debug(argv: list) -> tuple[list, bool]:
     debug = "--debug" in argv or os.environ.get("TINYLM_DEBUG", "") not in ("", "0")
     return [a for a in argv if a != "--debug"], debug
@@ -70,8 +79,8 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         module = importlib.import_module(COMMANDS[command])
-        parser = argparse.ArgumentParser(prog=f"tinylm {command}", description=module.__doc__,
-                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser = ArgumentParser(prog=f"tinylm {command}", description=module.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(parser)
         args = parser.parse_args(rest)        # a usage error exits here with status 2
         return module.run(args) or 0

@@ -49,9 +49,9 @@ def _flag_type(name: str, parse):
             value = parse(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {parse.__name__}.") from None
-        problem = RULES[name].problem(value) if name in RULES else None
-        if problem:
-            raise argparse.ArgumentTypeError(problem.replace("is ", "", 1))
+        if name in RULES and RULES[name].problem(value):
+            raise argparse.ArgumentTypeError(f"{value!r} is invalid: it must be "
+                                             f"{RULES[name].text}.")
         return value
     convert.__name__ = parse.__name__
     return convert
