@@ -114,6 +114,37 @@ def _check_ids(ids, vocab_size: int, what: str) -> None:
                          "vocab_size.")
 
 
+def _table_entry(state: dict, key: str, length: int | None = None):
+    """state[key] as a 1-D int64 host array of ``length`` entries >= 0, or raise naming it."""
+    value = state[key]
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} is a {type(value).__name__}, "
+                         "not an array; the state holds the arrays state_dict() returned.")
+    a = to_numpy(value)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} must be a 1-D integer array, "
+                         f"got shape {a.shape} and dtype {a.dtype}; the state is damaged.")
+    if length is not None and a.size != length:
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} holds {a.size} values but "
+                         f"its keys hold {length}; the state is damaged.")
+    if a.size and int(a.min()) < 0:
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} holds a negative value "
+                         f"{int(a.min())}; counts and keys are >= 0. The state is damaged.")
+    return a.astype(get_array_module(a).int64)
+
+
+def _check_keys(keys, limit: int, key: str) -> None:
+    """Keys must increase strictly (they are searched by bisection) and stay below
+    (#contexts) * V, or they would name contexts and tokens that do not exist."""
+    if keys.size and int(keys.max()) >= limit:
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} holds key {int(keys.max())} "
+                         f">= {limit} = contexts x vocab_size; was the state saved for another "
+                         "vocab_size?")
+    if keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} is not strictly increasing; "
+                         "the n-gram keys are stored sorted. The state is damaged.")
+
+
 class NGramLM(LanguageModel):
     """Count-based language model of order N; ``fit(ids)`` then ``forward(idx, targets)``."""
 
@@ -318,6 +349,9 @@ class NGramLM(LanguageModel):
         return state
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Restore the count tables of ``state_dict()``; every entry is checked first (1-D
+        non-negative integers, counts as long as their keys, keys sorted and inside the
+        vocabulary), naming the one that is wrong."""
         N = self.config.order
         expected = {f"order{n}.{part}" for n in range(1, N + 1) for part in ("keys", "counts")}
         expected |= {f"order{n}.continuation" for n in range(1, N)}
@@ -325,8 +359,15 @@ class NGramLM(LanguageModel):
             raise KeyError(f"state dict does not match NGramLM(order={N}): missing "
                            f"{sorted(expected - set(state))}, unexpected "
                            f"{sorted(set(state) - expected)}. Was it saved from another order?")
-        self._set_levels([(state[f"order{n}.keys"], state[f"order{n}.counts"],
-                           state.get(f"order{n}.continuation")) for n in range(1, N + 1)])
+        tables, contexts = [], 1
+        for n in range(1, N + 1):
+            keys = _table_entry(state, f"order{n}.keys")
+            _check_keys(keys, contexts * self.config.vocab_size, f"order{n}.keys")
+            counts = _table_entry(state, f"order{n}.counts", keys.size)
+            cont = _table_entry(state, f"order{n}.continuation", keys.size) if n < N else None
+            tables.append((keys, counts, cont))
+            contexts = keys.size                     # the n-grams are the next order's contexts
+        self._set_levels(tables)
 
 
 def choose_ngram(train_ids, val_ids, vocab_size: int, orders=(1, 2, 3, 4, 5), settings=None):
