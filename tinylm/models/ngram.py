@@ -38,7 +38,8 @@ import math
 from dataclasses import dataclass
 
 from tinylm.backend import get_array_module, to_device, to_numpy
-from tinylm.models.base import LanguageModel, check_positive
+from tinylm.functional.embedding import check_ids
+from tinylm.models.base import OUTSIDE_VOCABULARY, LanguageModel, check_positive
 
 SMOOTHINGS = ("kneser_ney", "add_k")
 
@@ -105,15 +106,6 @@ class _Level:
         return table
 
 
-def _check_ids(ids, vocab_size: int, what: str) -> None:
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be integer token ids, got dtype {ids.dtype}.")
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-        raise ValueError(f"{what} holds ids in [{int(ids.min())}, {int(ids.max())}], outside the "
-                         f"vocabulary [0, {vocab_size}); build the model with the tokenizer's "
-                         "vocab_size.")
-
-
 def _table_entry(state: dict, key: str, length: int | None = None):
     """state[key] as a 1-D int64 host array of ``length`` entries >= 0, or raise naming it."""
     value = state[key]
@@ -168,7 +160,8 @@ class NGramLM(LanguageModel):
         ids = xp.asarray(ids).ravel()
         if ids.size == 0:
             raise ValueError("fit: the training stream is empty; there is nothing to count.")
-        _check_ids(ids, self.config.vocab_size, "fit: the training ids")
+        check_ids(ids, self.config.vocab_size, "NGramLM.fit", "the training stream", "token id",
+                  OUTSIDE_VOCABULARY)
         ids = ids.astype(xp.int64)
         V, L = self.config.vocab_size, ids.size
         found = []                               # (keys, counts) per order
@@ -253,10 +246,12 @@ class NGramLM(LanguageModel):
     def probabilities(self, idx):
         """idx [B, T] -> P [B, T, V] float64: P[b, t] = P(next | idx[b, :t+1] within the window)."""
         self._require_fitted()
+        self._check_batch(idx)
+        return self._probabilities(idx)
+
+    def _probabilities(self, idx):
+        """``probabilities`` of a checked idx."""
         idx = self._on_tables_device(idx)
-        if idx.ndim != 2:
-            raise ValueError(f"idx must be [batch, time] token ids, got shape {idx.shape}.")
-        _check_ids(idx, self.config.vocab_size, "forward: idx")
         xp = get_array_module(idx)
         B, T = idx.shape
         N, V = self.config.order, self.config.vocab_size
@@ -287,7 +282,9 @@ class NGramLM(LanguageModel):
         A target the model gives probability 0 (possible only with add-k, k = 0) makes the
         loss +inf: the maximum-likelihood estimate's zero-count problem.
         """
-        probs = self.probabilities(idx)
+        self._require_fitted()
+        self._check_batch(idx, targets, ignore_index=None)   # no padding: every target scores
+        probs = self._probabilities(idx)
         xp = get_array_module(probs)
         logits = xp.full(probs.shape, -xp.inf)
         positive = probs > 0
@@ -295,10 +292,6 @@ class NGramLM(LanguageModel):
         if targets is None:
             return logits, None
         targets = self._on_tables_device(targets)
-        _check_ids(targets, self.config.vocab_size, "forward: targets")
-        if targets.shape != probs.shape[:2]:
-            raise ValueError(f"targets {targets.shape} must have the shape of idx "
-                             f"{probs.shape[:2]}.")
         picked = xp.take_along_axis(logits, targets[..., None].astype(xp.int64), axis=-1)
         return logits, -picked.mean()
 
