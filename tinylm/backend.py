@@ -98,6 +98,21 @@ def default_rng(seed: int | None = None):
     return numpy.random.default_rng(seed)
 
 
+def rng_from_state(state, owner: str):
+    """A NumPy generator restored from a saved ``rng.bit_generator.state`` (plain JSON-able
+    data); a state that is not one raises ValueError naming ``owner``, not numpy's
+    KeyError or TypeError from deep inside the setter."""
+    rng = default_rng(0)
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"{owner}: the saved generator state (a {type(state).__name__}) is "
+                         f"not a state of NumPy's {type(rng.bit_generator).__name__} generator "
+                         f"({type(e).__name__}: {e}); restore a state that the same tinylm "
+                         "saved.") from e
+    return rng
+
+
 def derive_seed(seed: int, stream: int) -> int:
     """The seed of a model's generator number ``stream`` (>= 0): seed + stream.
 

@@ -13,15 +13,23 @@ recurrent state decodes each new token with one position of work instead of reco
 the whole context. ``use_cache=False`` forces the recomputing default of
 ``LanguageModel`` -- the specification the cache is tested against, and the baseline of
 ``tinylm bench gpt --generate``.
+
+Nothing is sampled from garbage: the settings are checked before the first step (each
+error names the argument, the value and the fix), and logits holding NaN or +inf (a model
+whose weights are not finite) raise instead of being turned into tokens.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy
 
 from tinylm.backend import get_array_module, to_numpy
+from tinylm.functional.embedding import check_ids
 from tinylm.functional.softmax import softmax_forward
-from tinylm.models.base import LanguageModel
+from tinylm.models.base import OUTSIDE_VOCABULARY, LanguageModel
 
 
 def filter_logits(logits, top_k: int | None = None, top_p: float | None = None):
@@ -48,14 +56,57 @@ def filter_logits(logits, top_k: int | None = None, top_p: float | None = None):
     return logits
 
 
+def check_sampling(temperature=1.0, top_k=None, top_p=None, greedy=False) -> None:
+    """Raise ValueError naming the first setting that is invalid or that does not apply."""
+    if not _is_real(temperature) or not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (1 samples "
+                         "the model's distribution, 0 is greedy).")
+    if top_k is not None and not (_is_integer(top_k) and top_k >= 1):
+        raise ValueError(f"top_k={top_k!r} must be an integer >= 1 (or None: keep every "
+                         "token).")
+    if top_p is not None and not (_is_real(top_p) and 0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p={top_p!r} must lie in (0, 1] (or None: keep every token).")
+    if greedy and (top_k is not None or top_p is not None or temperature != 1.0):
+        raise ValueError(f"greedy=True with top_k={top_k!r}, top_p={top_p!r}, "
+                         f"temperature={temperature!r}: greedy decoding takes the most likely "
+                         "token; top_k/top_p/temperature do not apply. Leave them at their "
+                         "defaults, or sample without greedy.")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_finite_logits(logits) -> None:
+    """logits [B, V] float64 on the host: no NaN, no +inf, and a finite best token per row
+    (-inf alone is an impossible token, as an n-gram model gives)."""
+    bad = numpy.isnan(logits).any(axis=-1) | (logits == numpy.inf).any(axis=-1)
+    bad |= ~(logits.max(axis=-1) > -numpy.inf)
+    if bad.any():
+        row = int(numpy.argmax(bad))
+        raise ValueError(f"sample_next: the logits of row {row} are not finite (NaN, +inf, or "
+                         "every token -inf), so there is no distribution to sample from; the "
+                         "model's weights are not finite (a diverged run or a damaged "
+                         "checkpoint). Check the run's training loss, or retrain with a lower "
+                         "learning rate.")
+
+
 def sample_next(logits, rng, temperature: float = 1.0, top_k=None, top_p=None, greedy=False):
     """Choose one token per row. logits [B, V] -> ids [B] (host NumPy int64)."""
+    check_sampling(temperature, top_k, top_p, greedy)
     logits = to_numpy(logits).astype("float64")
+    _check_finite_logits(logits)
     if greedy or temperature == 0.0:
         return logits.argmax(axis=-1)
-    if temperature < 0.0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy).")
-    probs, _ = softmax_forward(filter_logits(logits / temperature, top_k, top_p))
+    scaled = logits / temperature
+    if numpy.isposinf(scaled).any():
+        raise ValueError(f"temperature={temperature!r} is so small that logits / temperature "
+                         "overflow; use temperature=0 (greedy) instead.")
+    probs, _ = softmax_forward(filter_logits(scaled, top_k, top_p))
     cumulative = probs.cumsum(axis=-1)
     u = rng.random((probs.shape[0], 1)) * cumulative[:, -1:]
     return (cumulative < u).sum(axis=-1).clip(max=probs.shape[-1] - 1)
@@ -71,8 +122,13 @@ def generate(model, prompt, max_new_tokens: int, rng, temperature: float = 1.0,
     recomputes the whole (cropped) context at every step instead of using the model's
     incremental decoder; both give the same tokens.
     """
+    check_sampling(temperature, top_k, top_p, greedy)
+    if not (_is_integer(max_new_tokens) and max_new_tokens >= 0):
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 0 (how many "
+                         "tokens to add).")
     if prompt.ndim != 2 or prompt.shape[1] == 0:
         raise ValueError(f"prompt must be [batch, length>=1] token ids, got shape {prompt.shape}.")
+    check_ids(prompt, model.vocab_size, "generate", "prompt", "token id", OUTSIDE_VOCABULARY)
     if not use_cache and model.stateful:
         raise ValueError(f"use_cache=False recomputes from the tokens alone, but "
                          f"{type(model).__name__} carries a recurrent state; use the default.")

@@ -25,7 +25,7 @@ import numpy
 
 from typing import NamedTuple
 
-from tinylm.backend import default_rng, to_numpy
+from tinylm.backend import default_rng, rng_from_state, to_numpy
 
 
 class Batch(NamedTuple):
@@ -96,8 +96,11 @@ class RandomWindowBatcher:
         return {**self._shape(), "bit_generator": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
-        _check_shape(self._shape(), state)
-        self.rng.bit_generator.state = state["bit_generator"]
+        """Resume from ``state_dict()``; a state for other data, or a malformed one, raises
+        ValueError naming the entry and changes nothing."""
+        _check_shape(self._shape(), state, "bit_generator")
+        self.rng = rng_from_state(state["bit_generator"],
+                                  "RandomWindowBatcher.load_state_dict: entry 'bit_generator'")
 
 
 class SequentialBatcher:
@@ -142,17 +145,38 @@ class SequentialBatcher:
         return {**self._shape(), "epoch": self.epoch, "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
-        _check_shape(self._shape(), state)
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        """Resume from ``state_dict()``: epoch >= 0 and 0 <= step <= steps_per_epoch (step ==
+        steps_per_epoch: the epoch is over, the next batch starts the next one)."""
+        _check_shape(self._shape(), state, "epoch", "step")
+        epoch, step = state["epoch"], state["step"]
+        for name, value, high in (("epoch", epoch, None), ("step", step, self.steps_per_epoch)):
+            if not _is_integer(value) or value < 0 or (high is not None and value > high):
+                bound = "an integer >= 0" if high is None else f"an integer in [0, {high}]"
+                raise ValueError(f"SequentialBatcher.load_state_dict: entry {name!r} is "
+                                 f"{value!r}; it must be {bound} for this data and batch shape.")
+        self.epoch, self.step = int(epoch), int(step)
 
 
-def _check_shape(own: dict, state: dict) -> None:
-    differing = [f"{k} saved {state.get(k)!r} vs now {v!r}" for k, v in own.items()
-                 if state.get(k) != v]
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
+
+
+def _check_shape(own: dict, state: dict, *fields: str) -> None:
+    """The state is a dict with every entry of ``own`` and ``fields``, saved for the same data
+    and settings as ``own`` describes."""
+    if not isinstance(state, dict):
+        raise ValueError(f"the batcher state must be the dict that state_dict() returned, got "
+                         f"a {type(state).__name__}.")
+    differing = [f"{k} saved {state[k]!r} vs now {v!r}" for k, v in own.items()
+                 if k in state and state[k] != v]
     if differing:
         raise ValueError("the batcher state was saved for different data or settings: "
                          + ", ".join(differing)
                          + ". Resume with the same dataset, batch size and block size.")
+    missing = [k for k in (*own, *fields) if k not in state]
+    if missing:
+        raise ValueError(f"the batcher state has no entries {missing}; it was not saved by a "
+                         f"{own['kind']} batcher's state_dict().")
 
 
 def iterate_eval_windows(ids, batch_size: int, block_size: int):

@@ -28,6 +28,7 @@ tinylm/kernels/cross_entropy.py compute the same rows. Chapter 03, section "Cros
 from __future__ import annotations
 
 from tinylm.backend import get_array_module, use_numba
+from tinylm.functional.embedding import check_ids
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import cross_entropy as ce_kernel
 
@@ -57,14 +58,11 @@ def cross_entropy_backward_reference(probs, targets, row_grad, ignore_index: int
 
 
 def _check_targets(targets, vocab_size: int, ignore_index: int):
-    xp = get_array_module(targets)
-    if targets.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class ids, got {targets.dtype}.")
-    bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab_size))
-    if bool(bad.any()):
-        first = int(targets[xp.argmax(bad)])
-        raise ValueError(f"cross_entropy: target id {first} is outside [0, {vocab_size}); "
-                         "the model's vocabulary is smaller than the data's.")
+    """Integer class ids in [0, V) or ``ignore_index``; the first bad one is named with its
+    position (in targets' own shape, e.g. (b, t))."""
+    check_ids(targets, vocab_size, "cross_entropy", "targets", "target id",
+              "The logits have fewer classes than the data has ids: is the model's "
+              "vocabulary smaller than the data's?", ignore_index=ignore_index)
 
 
 def cross_entropy_forward(logits, targets, ignore_index: int = -100):

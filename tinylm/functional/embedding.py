@@ -17,15 +17,38 @@ from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import embedding as embedding_kernel
 
 
+def check_ids(ids, limit: int, owner: str, name: str, kind: str = "id", fix: str = "",
+              ignore_index: int | None = None) -> None:
+    """Raise unless ``ids`` is an integer array with every entry in [0, limit) (or equal to
+    ``ignore_index``), naming ``owner``, the argument ``name``, the first bad value and its
+    position: xp.take and the numba kernels would wrap a negative id round or read past the
+    table. Costs one min and one max; the position is searched for only when one is bad."""
+    if not hasattr(ids, "dtype") or ids.dtype.kind not in "iu":
+        got = f"dtype {ids.dtype}" if hasattr(ids, "dtype") else f"a {type(ids).__name__}"
+        raise TypeError(f"{owner}: {name} must be an integer array of {kind}s, got {got}; "
+                        "pass the ids as the tokenizer returns them (an int64 array).")
+    if ids.size == 0 or (int(ids.min()) >= 0 and int(ids.max()) < limit):
+        return
+    xp = get_array_module(ids)
+    flat = ids.reshape(-1)                                               # [N]
+    bad = (flat < 0) | (flat >= limit)
+    if ignore_index is not None:
+        bad &= flat != ignore_index
+    if not bool(bad.any()):
+        return
+    first = int(xp.argmax(bad))                                          # a flat index
+    position = tuple(int(i) for i in xp.unravel_index(first, ids.shape))
+    allowed = "" if ignore_index is None else f" (or {ignore_index}, ignored)"
+    raise ValueError(f"{owner}: {name} holds {kind} {int(flat[first])} at position {position}; "
+                     f"{kind}s must lie in [0, {limit}){allowed}." + (f" {fix}" if fix else ""))
+
+
 def embedding_forward(ids, W):
     """ids [...] int, W [V, D] -> (out [..., D], cache)."""
     xp = get_array_module(W)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"embedding: ids must be integers, got {ids.dtype}.")
     V = W.shape[0]
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= V):
-        raise ValueError(f"embedding: token ids must lie in [0, {V}); got min {int(ids.min())}, "
-                         f"max {int(ids.max())}. Encode with the model's own tokenizer.")
+    check_ids(ids, V, "embedding", "ids", "token id",
+              f"The table W has {V} rows; encode with the model's own tokenizer.")
     return xp.take(W, ids, axis=0), (ids, V)
 
 

@@ -17,6 +17,19 @@ The loss cache is one protocol for every model, kept here: ``forward`` with targ
 what ``backward`` needs for L = mean_i -log softmax(z_i)[y_i] (``_loss``), ``forward``
 without targets clears it, and ``backward`` without a stored loss raises (``_dlogits``), so
 a ``backward`` can never differentiate an earlier batch than the last ``forward`` saw.
+
+``backward`` consumes the stored loss: a second ``backward()`` after one ``forward`` raises
+RuntimeError, as PyTorch's "Trying to backward through the graph a second time" does.
+Gradients accumulate (``grad +=``), so a second call would silently double them, and
+nothing a caller can mean by it needs it: to accumulate over several batches, run one
+forward/backward pair per batch (the sum builds up until ``zero_grad()``); to weight a loss,
+pass ``backward(dloss)``. Raising turns a doubled gradient, which only shows up as a
+mysteriously different training curve, into an error at the line that caused it.
+
+The inputs are checked once, where they enter (``_check_batch``, which every ``forward``
+calls): idx [B, T] of integer ids in [0, V), targets None or the same shape and range. A
+bad id is named with its value and position (one min/max pass when all is well), not left
+to a gather deep inside the model that wraps a negative id round.
 """
 
 from __future__ import annotations
@@ -25,8 +38,15 @@ import dataclasses
 
 from tinylm.backend import get_array_module
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from tinylm.functional.embedding import check_ids
 from tinylm.nn.module import Module
 from tinylm.typed_config import config_from_dict
+
+
+OUTSIDE_VOCABULARY = ("An id outside the vocabulary: encode with the model's tokenizer, or "
+                      "build the model with the tokenizer's vocab_size.")
+IGNORE_INDEX = -100    # a target the loss skips (cross_entropy_forward's default)
+_CONSUMED = object()   # the loss cache after backward(): nothing left to differentiate
 
 
 def check_positive(config, *names: str) -> None:
@@ -90,6 +110,24 @@ class LanguageModel(Module):
     def reset_state(self) -> None:
         """Forget any state carried between batches (no-op for stateless models)."""
 
+    # -- the inputs ------------------------------------------------------------------------
+    def _check_batch(self, idx, targets=None, ignore_index: int | None = IGNORE_INDEX) -> None:
+        """idx [B, T] int in [0, V); targets None or [B, T] int in [0, V) (or ``ignore_index``,
+        which the loss skips). Raises naming the model, the argument, the value, the fix."""
+        owner, V = f"{type(self).__name__}.forward", self.vocab_size
+        check_ids(idx, V, owner, "idx", "token id", OUTSIDE_VOCABULARY)
+        if idx.ndim != 2:
+            raise ValueError(f"{owner}: idx must be [batch, time] token ids, got shape "
+                             f"{tuple(idx.shape)}; add a batch axis with idx[None].")
+        if targets is None:
+            return
+        check_ids(targets, V, owner, "targets", "token id", OUTSIDE_VOCABULARY,
+                  ignore_index=ignore_index)
+        if targets.shape != idx.shape:
+            raise ValueError(f"{owner}: targets {tuple(targets.shape)} must have the shape of "
+                             f"idx {tuple(idx.shape)}: targets[b, t] is the token after "
+                             "idx[b, t].")
+
     # -- the loss cache: one protocol for every model ----------------------------------------
     def _loss(self, logits, targets):
         """logits [..., V], targets [...] or None -> the mean cross-entropy, or None.
@@ -104,12 +142,21 @@ class LanguageModel(Module):
         return loss
 
     def _dlogits(self, dloss=1.0):
-        """dL/dlogits [..., V] of the last loss stored by ``_loss``."""
+        """dL/dlogits [..., V] of the last loss stored by ``_loss``, which it consumes: a
+        second ``backward()`` would add the same gradient again (see the module docstring)."""
+        name = f"{type(self).__name__}.backward()"
+        if self._loss_cache is _CONSUMED:
+            raise RuntimeError(f"{name}: the loss of the last forward was already "
+                               "back-propagated, and a second backward would add its gradient "
+                               "again; call forward(idx, targets) before each backward() "
+                               "(gradients accumulate across forward/backward pairs until "
+                               "zero_grad()).")
         if self._loss_cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward(): there is no loss to "
+            raise RuntimeError(f"{name}: there is no loss to "
                                "differentiate; call forward(idx, targets) with targets first "
                                "(a forward without targets clears the last loss).")
-        return cross_entropy_backward(dloss, self._loss_cache)
+        cache, self._loss_cache = self._loss_cache, _CONSUMED
+        return cross_entropy_backward(dloss, cache)
 
     # -- decoding: the always-correct default ----------------------------------------------
     def _crop(self, idx):

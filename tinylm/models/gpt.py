@@ -97,6 +97,7 @@ class GPT(LanguageModel):
     # -- training ---------------------------------------------------------------------------
     def forward(self, idx, targets=None):
         """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
+        self._check_batch(idx, targets)
         T = idx.shape[1]
         if T > self.config.block_size:
             raise ValueError(f"GPT: a sequence of {T} tokens is longer than block_size="

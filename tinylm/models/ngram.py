@@ -38,7 +38,8 @@ import math
 from dataclasses import dataclass
 
 from tinylm.backend import get_array_module, to_device, to_numpy
-from tinylm.models.base import LanguageModel, check_positive
+from tinylm.functional.embedding import check_ids
+from tinylm.models.base import OUTSIDE_VOCABULARY, LanguageModel, check_positive
 
 SMOOTHINGS = ("kneser_ney", "add_k")
 
@@ -105,13 +106,35 @@ class _Level:
         return table
 
 
-def _check_ids(ids, vocab_size: int, what: str) -> None:
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be integer token ids, got dtype {ids.dtype}.")
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-        raise ValueError(f"{what} holds ids in [{int(ids.min())}, {int(ids.max())}], outside the "
-                         f"vocabulary [0, {vocab_size}); build the model with the tokenizer's "
-                         "vocab_size.")
+def _table_entry(state: dict, key: str, length: int | None = None):
+    """state[key] as a 1-D int64 host array of ``length`` entries >= 0, or raise naming it."""
+    value = state[key]
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} is a {type(value).__name__}, "
+                         "not an array; the state holds the arrays state_dict() returned.")
+    a = to_numpy(value)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} must be a 1-D integer array, "
+                         f"got shape {a.shape} and dtype {a.dtype}; the state is damaged.")
+    if length is not None and a.size != length:
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} holds {a.size} values but "
+                         f"its keys hold {length}; the state is damaged.")
+    if a.size and int(a.min()) < 0:
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} holds a negative value "
+                         f"{int(a.min())}; counts and keys are >= 0. The state is damaged.")
+    return a.astype(get_array_module(a).int64)
+
+
+def _check_keys(keys, limit: int, key: str) -> None:
+    """Keys must increase strictly (they are searched by bisection) and stay below
+    (#contexts) * V, or they would name contexts and tokens that do not exist."""
+    if keys.size and int(keys.max()) >= limit:
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} holds key {int(keys.max())} "
+                         f">= {limit} = contexts x vocab_size; was the state saved for another "
+                         "vocab_size?")
+    if keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        raise ValueError(f"NGramLM.load_state_dict: entry {key!r} is not strictly increasing; "
+                         "the n-gram keys are stored sorted. The state is damaged.")
 
 
 class NGramLM(LanguageModel):
@@ -137,7 +160,8 @@ class NGramLM(LanguageModel):
         ids = xp.asarray(ids).ravel()
         if ids.size == 0:
             raise ValueError("fit: the training stream is empty; there is nothing to count.")
-        _check_ids(ids, self.config.vocab_size, "fit: the training ids")
+        check_ids(ids, self.config.vocab_size, "NGramLM.fit", "the training stream", "token id",
+                  OUTSIDE_VOCABULARY)
         ids = ids.astype(xp.int64)
         V, L = self.config.vocab_size, ids.size
         found = []                               # (keys, counts) per order
@@ -222,10 +246,12 @@ class NGramLM(LanguageModel):
     def probabilities(self, idx):
         """idx [B, T] -> P [B, T, V] float64: P[b, t] = P(next | idx[b, :t+1] within the window)."""
         self._require_fitted()
+        self._check_batch(idx)
+        return self._probabilities(idx)
+
+    def _probabilities(self, idx):
+        """``probabilities`` of a checked idx."""
         idx = self._on_tables_device(idx)
-        if idx.ndim != 2:
-            raise ValueError(f"idx must be [batch, time] token ids, got shape {idx.shape}.")
-        _check_ids(idx, self.config.vocab_size, "forward: idx")
         xp = get_array_module(idx)
         B, T = idx.shape
         N, V = self.config.order, self.config.vocab_size
@@ -256,7 +282,9 @@ class NGramLM(LanguageModel):
         A target the model gives probability 0 (possible only with add-k, k = 0) makes the
         loss +inf: the maximum-likelihood estimate's zero-count problem.
         """
-        probs = self.probabilities(idx)
+        self._require_fitted()
+        self._check_batch(idx, targets, ignore_index=None)   # no padding: every target scores
+        probs = self._probabilities(idx)
         xp = get_array_module(probs)
         logits = xp.full(probs.shape, -xp.inf)
         positive = probs > 0
@@ -264,10 +292,6 @@ class NGramLM(LanguageModel):
         if targets is None:
             return logits, None
         targets = self._on_tables_device(targets)
-        _check_ids(targets, self.config.vocab_size, "forward: targets")
-        if targets.shape != probs.shape[:2]:
-            raise ValueError(f"targets {targets.shape} must have the shape of idx "
-                             f"{probs.shape[:2]}.")
         picked = xp.take_along_axis(logits, targets[..., None].astype(xp.int64), axis=-1)
         return logits, -picked.mean()
 
@@ -318,6 +342,9 @@ class NGramLM(LanguageModel):
         return state
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Restore the count tables of ``state_dict()``; every entry is checked first (1-D
+        non-negative integers, counts as long as their keys, keys sorted and inside the
+        vocabulary), naming the one that is wrong."""
         N = self.config.order
         expected = {f"order{n}.{part}" for n in range(1, N + 1) for part in ("keys", "counts")}
         expected |= {f"order{n}.continuation" for n in range(1, N)}
@@ -325,8 +352,15 @@ class NGramLM(LanguageModel):
             raise KeyError(f"state dict does not match NGramLM(order={N}): missing "
                            f"{sorted(expected - set(state))}, unexpected "
                            f"{sorted(set(state) - expected)}. Was it saved from another order?")
-        self._set_levels([(state[f"order{n}.keys"], state[f"order{n}.counts"],
-                           state.get(f"order{n}.continuation")) for n in range(1, N + 1)])
+        tables, contexts = [], 1
+        for n in range(1, N + 1):
+            keys = _table_entry(state, f"order{n}.keys")
+            _check_keys(keys, contexts * self.config.vocab_size, f"order{n}.keys")
+            counts = _table_entry(state, f"order{n}.counts", keys.size)
+            cont = _table_entry(state, f"order{n}.continuation", keys.size) if n < N else None
+            tables.append((keys, counts, cont))
+            contexts = keys.size                     # the n-grams are the next order's contexts
+        self._set_levels(tables)
 
 
 def choose_ngram(train_ids, val_ids, vocab_size: int, orders=(1, 2, 3, 4, 5), settings=None):

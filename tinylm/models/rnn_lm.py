@@ -122,11 +122,10 @@ class RecurrentLM(LanguageModel):
     def forward(self, idx, targets=None):
         """idx [B, T] -> (logits [B, T, V], mean loss or None). Starts from the carried state
         and carries the final one (truncated BPTT); ``reset_state()`` starts afresh."""
+        self._check_batch(idx, targets)        # before the carried state moves on
         self._check_carry(idx)
         logits, state = self._run(idx, self._carry)
         self._carry = self._detach(state)
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(f"targets {targets.shape} must have the shape of idx {idx.shape}.")
         loss = self._loss(logits, None if targets is None else targets.T)   # time-major
         return logits.transpose(1, 0, 2), loss
 

@@ -3,7 +3,7 @@ the seeded generator alone, for modules that apply dropout's mask themselves."""
 
 from __future__ import annotations
 
-from tinylm.backend import array_module_for, default_rng, get_array_module
+from tinylm.backend import array_module_for, get_array_module, rng_from_state
 from tinylm.functional.dropout import dropout_backward, dropout_forward
 from tinylm.nn.module import Module
 
@@ -33,12 +33,13 @@ class DropoutRng(Module):
         return self._rng.bit_generator.state
 
     def set_rng_state(self, state) -> None:
-        """Restore a state from ``get_rng_state`` (exact resume of a training run)."""
+        """Restore a state from ``get_rng_state`` (exact resume of a training run); a
+        malformed state raises ValueError and leaves the generator as it was."""
         if state is None:
             self._rng = None
             return
-        self._rng, self._rng_module = default_rng(), array_module_for("cpu")
-        self._rng.bit_generator.state = state
+        rng = rng_from_state(state, f"{type(self).__name__}(seed={self.seed}).set_rng_state")
+        self._rng, self._rng_module = rng, array_module_for("cpu")
 
     def __repr__(self):
         return f"DropoutRng(seed={self.seed})"

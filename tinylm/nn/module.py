@@ -98,7 +98,8 @@ class Module:
         return {name: to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters; every mismatch is reported by tensor name."""
+        """Copy arrays into the parameters; every mismatch (name, shape, dtype) is reported by
+        tensor name before any parameter changes."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -106,16 +107,12 @@ class Module:
             raise KeyError(f"state dict does not match {type(self).__name__}: missing tensors "
                            f"{missing}, unexpected tensors {unexpected}. Was the checkpoint "
                            "saved from a model with a different configuration?")
-        for name, p in own.items():
-            if name not in state:
-                continue
-            value = state[name]
-            if tuple(value.shape) != tuple(p.shape):
-                raise ValueError(f"tensor {name!r}: checkpoint shape {tuple(value.shape)} != "
-                                 f"model shape {tuple(p.shape)}; the model configuration "
-                                 "differs from the one the checkpoint was saved with.")
+        loaded = {name: p for name, p in own.items() if name in state}
+        for name, p in loaded.items():
+            _check_loadable(name, state[name], p)
+        for name, p in loaded.items():
             xp = get_array_module(p.data)
-            p.assign(xp.asarray(value, dtype=p.dtype))
+            p.assign(xp.asarray(state[name], dtype=p.dtype))
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}("]
@@ -123,3 +120,22 @@ class Module:
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         lines.append(")")
         return "\n".join(lines) if self._modules else f"{type(self).__name__}()"
+
+
+def _check_loadable(name: str, value, p: Parameter) -> None:
+    """Raise naming the tensor unless ``value`` is an array of p's shape whose dtype can
+    become p's: a floating parameter takes floating arrays only (an int, bool, complex or
+    object array is not a set of weights, and casting it would hide the damage)."""
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise ValueError(f"tensor {name!r}: the checkpoint holds a {type(value).__name__}, not "
+                         "an array; a state dict maps tensor names to arrays, as state_dict() "
+                         "returns them.")
+    if tuple(value.shape) != tuple(p.shape):
+        raise ValueError(f"tensor {name!r}: checkpoint shape {tuple(value.shape)} != "
+                         f"model shape {tuple(p.shape)}; the model configuration "
+                         "differs from the one the checkpoint was saved with.")
+    if p.dtype.kind == "f" and value.dtype.kind != "f":
+        raise ValueError(f"tensor {name!r}: checkpoint dtype {value.dtype} cannot load into "
+                         f"the model's {p.dtype} parameter; only floating-point arrays load "
+                         "into floating-point parameters. The checkpoint is damaged or not a "
+                         "tinylm state dict.")

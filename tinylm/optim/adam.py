@@ -38,7 +38,7 @@ import math
 
 from tinylm.backend import get_array_module, use_numba
 from tinylm.kernels import adam as adam_kernel
-from tinylm.optim.optimizer import Optimizer, _check_nonnegative
+from tinylm.optim.optimizer import Optimizer, _check_nonnegative, check_same_shape
 
 
 def adam_update_reference(p, g, m, v, scratch, lr, beta1, beta2, eps, weight_decay,
@@ -68,6 +68,7 @@ def adam_update_reference(p, g, m, v, scratch, lr, beta1, beta2, eps, weight_dec
 def adam_update(p, g, m, v, scratch, lr, beta1, beta2, eps, weight_decay, decoupled: bool,
                 t: int) -> None:
     """Update p, m, v in place (numba on contiguous NumPy arrays, else the reference)."""
+    check_same_shape("adam_update", p, g=g, m=m, v=v)      # the kernel checks no bounds
     arrays = (p, g, m, v)
     if use_numba(*arrays) and all(a.flags.c_contiguous for a in arrays):
         adam_kernel.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, t)

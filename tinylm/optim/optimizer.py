@@ -22,11 +22,16 @@ store without pickle::
     "shape.{i}"             the shape of parameter i (counted across groups, in order)
     "{buffer}.{i}"          per-parameter state ("exp_avg.3", "momentum_buffer.0", ...)
 
-``load_state_dict`` restores all of it exactly, so a resumed run continues bit for bit.
-Chapter 04.
+``load_state_dict`` restores all of it exactly, so a resumed run continues bit for bit. It
+first checks every entry and names the one that is wrong: each buffer has its parameter's
+shape and a floating dtype, the step is a 0-d integer >= 0, every setting is finite. The
+update rules check their buffers' shapes again (``check_same_shape``) before any kernel
+runs: the numba kernels index arrays without bounds checks. Chapter 04.
 """
 
 from __future__ import annotations
+
+import math
 
 from tinylm.backend import get_array_module, to_numpy
 from tinylm.nn.parameter import Parameter
@@ -89,6 +94,7 @@ class Optimizer:
         return {name: xp.zeros_like(p.data) for name in self._state_names(group)}
 
     def _check_hyperparameters(self, group: dict) -> None:
+        _check_finite(type(self).__name__, group)
         _check_nonnegative(type(self).__name__, "lr", group["lr"])
         _check_nonnegative(type(self).__name__, "weight_decay", group["weight_decay"])
 
@@ -118,43 +124,51 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a ``state_dict()``; every mismatch is reported before anything changes."""
+        """Restore a ``state_dict()``; every mismatch is reported, naming the entry, before
+        anything changes. Each buffer must have its parameter's shape and a floating dtype:
+        the numba Adam kernel indexes it element by element without bounds checks, so a
+        wrong shape would write outside the array instead of raising."""
+        owner = f"{type(self).__name__}.load_state_dict"
+        _check_keys(owner, state)
         self._check_layout(state)
         groups = [self._restored_group(state, g, group)
                   for g, group in enumerate(self.param_groups)]
-        step = int(state["step"])
+        step = int(_scalar(owner, state, "step", "iu", "an integer step count"))
+        if step < 0:
+            raise ValueError(f"{owner}: entry 'step' is {step}; the number of steps taken "
+                             "is an integer >= 0.")
         expected = self._expected_keys(groups, step)
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing entries {missing}, "
+            raise KeyError(f"{owner}: missing entries {missing}, "
                            f"unexpected entries {unexpected}; was the state saved by another "
                            "optimizer?")
         new_state, i = [], 0
         for group in groups:
             names = self._state_names(group) if step > 0 else ()
             for p in group["params"]:
-                xp = get_array_module(p.data)
-                new_state.append({n: xp.array(state[f"{n}.{i}"], dtype=p.dtype) for n in names})
+                new_state.append({n: _buffer(owner, state, f"{n}.{i}", p, i) for n in names})
                 i += 1
         self.param_groups, self.state, self.step_count = groups, new_state, step
 
     def _check_layout(self, state: dict) -> None:
         """Same number of groups, same number of parameters, same shapes, index by index."""
         name, params = type(self).__name__, self.params
+        owner = f"{name}.load_state_dict"
         n_groups = len({k.split(".")[0] for k in state if k.startswith("group")})
         if n_groups != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: the state has {n_groups} parameter "
+            raise ValueError(f"{owner}: the state has {n_groups} parameter "
                              f"groups but this optimizer has {len(self.param_groups)}; build "
                              "the optimizer with the same groups as the saved run.")
         n_saved = sum(1 for k in state if k.startswith("shape."))
         if n_saved != len(params):
-            raise ValueError(f"{name}.load_state_dict: the state holds {n_saved} parameters "
+            raise ValueError(f"{owner}: the state holds {n_saved} parameters "
                              f"but this optimizer has {len(params)}; was it saved for a model "
                              "with a different configuration?")
         for i, p in enumerate(params):
-            saved = tuple(int(d) for d in state[f"shape.{i}"])
+            saved = _shape_entry(owner, state, f"shape.{i}")
             if saved != tuple(p.shape):
-                raise ValueError(f"{name}.load_state_dict: parameter {i} has shape "
+                raise ValueError(f"{owner}: parameter {i} has shape "
                                  f"{tuple(p.shape)} but the state was saved for shape {saved}; "
                                  "the model configuration differs from the saved one.")
 
@@ -171,15 +185,16 @@ class Optimizer:
         return keys
 
     def _restored_group(self, state: dict, g: int, group: dict) -> dict:
-        saved = int(state.get(f"group{g}.num_params", -1))
+        owner = f"{type(self).__name__}.load_state_dict"
+        saved = int(_scalar(owner, state, f"group{g}.num_params", "iu", "an integer count"))
         if saved != len(group["params"]):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: group {g} was saved with "
+            raise ValueError(f"{owner}: group {g} was saved with "
                              f"{saved} parameters but now has {len(group['params'])}.")
         restored = dict(group)
         for k, current in group.items():
             key = f"group{g}.{k}"
             if k != "params" and key in state:
-                restored[k] = _like(state[key], current)
+                restored[k] = _hyperparameter(owner, state, key, current)
         self._check_hyperparameters(restored)
         return restored
 
@@ -227,9 +242,20 @@ def _make_groups(params, defaults: dict, name: str) -> list:
     return groups
 
 
+def check_same_shape(owner: str, p, **buffers) -> None:
+    """Raise unless every buffer (gradient, moments, ...) has the parameter's shape: the
+    numba kernels are only ever called on arrays whose shapes were checked."""
+    for name, a in buffers.items():
+        if a.shape != p.shape:
+            raise ValueError(f"{owner}: {name} has shape {tuple(a.shape)} but the parameter "
+                             f"has shape {tuple(p.shape)}; every buffer of an update must be "
+                             "shaped like its parameter.")
+
+
 def _check_nonnegative(owner: str, name: str, value) -> None:
-    if not value >= 0.0:                     # also rejects NaN
-        raise ValueError(f"{owner}: {name}={value} is invalid; it must be >= 0.")
+    if not (value >= 0.0 and math.isfinite(value)):     # also rejects NaN and inf
+        raise ValueError(f"{owner}: {name}={value} is invalid; it must be a finite number "
+                         ">= 0.")
 
 
 def _as_float(value):
@@ -241,10 +267,85 @@ def _as_float(value):
     return float(value)
 
 
-def _like(saved, current):
-    """Turn a saved 0-d/1-d array back into the Python type of the current setting."""
-    if isinstance(current, tuple):
-        return tuple(float(x) for x in saved)
+def _check_finite(owner: str, group: dict) -> None:
+    """Every number of a group's settings must be finite (inf and NaN pass ``>= 0``)."""
+    for name, value in group.items():
+        if name == "params" or isinstance(value, bool):
+            continue
+        if not all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
+            raise ValueError(f"{owner}: {name}={value} is invalid; it must be finite.")
+
+
+# -- reading a state dict: every entry checked and named ------------------------------------
+
+def _check_keys(owner: str, state) -> None:
+    if not isinstance(state, dict):
+        raise TypeError(f"{owner}: expected a dict of arrays (as state_dict() returns), got "
+                        f"{type(state).__name__}.")
+    odd = [k for k in state if not isinstance(k, str)]
+    if odd:
+        raise ValueError(f"{owner}: entry names must be strings, got {odd[:3]}; pass the dict "
+                         "that state_dict() returned.")
+
+
+def _entry(owner: str, state: dict, key: str):
+    """state[key] as a host array; raises naming the entry when it is absent or no array."""
+    if key not in state:
+        raise KeyError(f"{owner}: entry {key!r} is missing; was the state saved by another "
+                       "optimizer?")
+    value = state[key]
+    if not (isinstance(value, (bool, int, float)) or hasattr(value, "dtype")):
+        raise ValueError(f"{owner}: entry {key!r} is a {type(value).__name__}, not an array; "
+                         "an optimizer state holds the arrays state_dict() returned.")
+    return to_numpy(value)
+
+
+def _scalar(owner: str, state: dict, key: str, kinds: str, what: str):
+    """A 0-d entry whose dtype kind is one of ``kinds`` ('iu' integer, 'f' float, 'b' bool)."""
+    a = _entry(owner, state, key)
+    if a.shape != () or a.dtype.kind not in kinds:
+        raise ValueError(f"{owner}: entry {key!r} must be {what} (a 0-d array), got shape "
+                         f"{a.shape} and dtype {a.dtype}.")
+    return a[()]
+
+
+def _shape_entry(owner: str, state: dict, key: str) -> tuple:
+    a = _entry(owner, state, key)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise ValueError(f"{owner}: entry {key!r} must be a 1-D integer array (a parameter's "
+                         f"shape), got shape {a.shape} and dtype {a.dtype}.")
+    return tuple(int(d) for d in a)
+
+
+def _hyperparameter(owner: str, state: dict, key: str, current):
+    """A saved setting, checked against the Python type of the current one and returned as
+    that type (a 0-d or 1-d array back to a float, bool or tuple of floats)."""
     if isinstance(current, bool):
-        return bool(saved)
-    return float(saved)
+        return bool(_scalar(owner, state, key, "b", "a boolean"))
+    a = _entry(owner, state, key)
+    shape = (len(current),) if isinstance(current, tuple) else ()
+    if a.shape != shape or a.dtype.kind not in "iuf":
+        what = f"{len(current)} real numbers" if shape else "a real number"
+        raise ValueError(f"{owner}: entry {key!r} must be {what} (an array of shape {shape}), "
+                         f"got shape {a.shape} and dtype {a.dtype}.")
+    values = tuple(float(x) for x in a.reshape(-1))
+    if not all(math.isfinite(x) for x in values):
+        raise ValueError(f"{owner}: entry {key!r} is {values if shape else values[0]}; "
+                         "a setting must be finite. The saved run had diverged or the "
+                         "file is damaged.")
+    return values if shape else values[0]
+
+
+def _buffer(owner: str, state: dict, key: str, p, i: int):
+    """The buffer ``key`` of parameter i, checked against it, as a C-ordered copy of
+    p's dtype on p's device."""
+    a = _entry(owner, state, key)
+    if a.shape != tuple(p.shape):
+        raise ValueError(f"{owner}: entry {key!r} has shape {a.shape} but parameter {i} has "
+                         f"shape {tuple(p.shape)}; the state is damaged or belongs to another "
+                         "model.")
+    if a.dtype.kind != "f":
+        raise ValueError(f"{owner}: entry {key!r} has dtype {a.dtype}, but optimizer buffers "
+                         f"are floating point like parameter {i} ({p.dtype}); the state is "
+                         "damaged.")
+    return get_array_module(p.data).array(a, dtype=p.dtype)

@@ -25,7 +25,7 @@ Two equivalences worth knowing (derived in chapter 04):
 from __future__ import annotations
 
 from tinylm.backend import get_array_module
-from tinylm.optim.optimizer import Optimizer, _check_nonnegative
+from tinylm.optim.optimizer import Optimizer, _check_nonnegative, check_same_shape
 
 
 class SGD(Optimizer):
@@ -55,6 +55,7 @@ class SGD(Optimizer):
             d = d + wd * p.data                           # d_t = g_t + lambda theta
         if mu != 0:
             b = state["momentum_buffer"]
+            check_same_shape("SGD", p.data, grad=p.grad, momentum_buffer=b)  # b[...] = d broadcasts
             if t == 1:
                 b[...] = d                                # b_1 = d_1
             else:
