@@ -28,6 +28,8 @@ from tinylm.cli import main
 
 TINY = {"mlp": ["--model", "n_hidden=16", "--model", "n_embd=4"],
         "lstm": ["--model", "n_hidden=8", "--model", "n_embd=8", "--block-size", "8"],
+        "gru": ["--model", "n_hidden=8", "--model", "n_embd=8", "--block-size", "8"],
+        "rnn": ["--model", "n_hidden=8", "--model", "n_embd=8", "--block-size", "8"],
         "gpt": ["--model", "n_layer=1", "--model", "n_embd=8", "--model", "n_head=2",
                 "--model", "block_size=8"],
         "ngram": ["--model", "order=2"]}
@@ -321,6 +323,32 @@ def test_resuming_forged_state_is_refused_before_any_step(damage, run_copy, caps
     _assert_clean_error(*_run(["train", "mlp", "--resume", "--out-dir", str(folder),
                                "--max-iters", "6"], capsys), expect)
     assert _fingerprint(folder) == before
+
+
+def _first_config_field(meta, arrays):
+    key = sorted(k for k, v in meta["model_config"].items() if isinstance(v, int)
+                 and not isinstance(v, bool) and k != "vocab_size")[0]
+    meta["model_config"][key] += 1
+
+
+def _poison_first_float_tensor(meta, arrays):
+    name = sorted(k for k, v in arrays.items() if k.startswith("model/") and v.dtype.kind == "f")[0]
+    arrays[name] = np.full_like(arrays[name], np.nan)
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_every_family_refuses_an_edited_configuration(family, run_copy, capsys):
+    folder = run_copy(family)
+    _edit_json(folder, lambda m: _first_config_field(m, None))
+    _assert_clean_error(*_run(["generate", str(folder), "--max-new-tokens", "3"], capsys),
+                        "edited or damaged")
+
+
+@pytest.mark.parametrize("family", sorted(set(TINY) - {"ngram"}))     # n-gram counts: integers
+def test_every_family_refuses_nan_weights(family, run_copy, capsys):
+    folder = run_copy(family)
+    _forge(folder, _poison_first_float_tensor)
+    _assert_clean_error(*_run(["eval", str(folder)], capsys), "NaN or infinite")
 
 
 def test_a_checkpoint_path_that_is_not_a_checkpoint(runs, tmp_path, capsys):
