@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from model_helpers import SMALL, V, small_model
 
 from tinylm.functional.cross_entropy import cross_entropy_forward
 from tinylm.functional.embedding import embedding_forward
 from tinylm.generate import generate, sample_next
 from tinylm.models import get_model_class
 
-V = 7
-SMALL = {
-    "mlp": {"block_size": 3, "n_embd": 4, "n_hidden": 6},
-    "gpt": {"block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8},
-    "rnn": {"n_embd": 4, "n_hidden": 6},
-    "lstm": {"n_embd": 4, "n_hidden": 6},
-    "gru": {"n_embd": 4, "n_hidden": 6},
-}
 TRAINABLE = sorted(SMALL)
 FAMILIES = TRAINABLE + ["ngram"]
 
@@ -36,7 +29,7 @@ def _model(name):
     if name == "ngram":
         model = get_model_class("ngram").from_config({"vocab_size": V, "order": 3})
         return model.fit(np.arange(60) % V)
-    return get_model_class(name).from_config(dict(SMALL[name], vocab_size=V))
+    return small_model(name)
 
 
 def _batch(seed=0, shape=(2, 5)):

@@ -11,22 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from model_helpers import SMALL, V, small_model
 
 from tinylm.backend import derive_seed
 from tinylm.models import MODEL_REGISTRY, get_model_class
 
-SMALL = {
-    "mlp": {"block_size": 3, "n_embd": 4, "n_hidden": 6},
-    "gpt": {"block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8},
-    "rnn": {"n_embd": 4, "n_hidden": 6},
-    "lstm": {"n_embd": 4, "n_hidden": 6},
-    "gru": {"n_embd": 4, "n_hidden": 6},
-}
-V = 7
 
 
 def _model(name):
-    return get_model_class(name).from_config(dict(SMALL[name], vocab_size=V)).to(np.float64)
+    return small_model(name).to(np.float64)
 
 
 def _batch(seed):

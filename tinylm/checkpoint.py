@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy
 
+from tinylm.data.verify import sha256_of
+
 FORMAT_VERSION = 2
 SAVE_STEPS = ("arrays written", "arrays renamed", "metadata written", "committed", "cleaned")
 
@@ -66,14 +68,6 @@ def checkpoint_exists(path) -> bool:
     format 1 wrote ``NAME.npz`` beside ``NAME.json``."""
     base = _base(path)
     return base.with_suffix(".json").exists() or base.with_suffix(".npz").exists()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def canonical_json(value) -> str:
@@ -130,7 +124,7 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
     tmp_arrays = folder / f".{name}.npz.tmp-{os.getpid()}"
     _write_durably(tmp_arrays, lambda f: numpy.savez(
         f, **{k: numpy.asarray(v) for k, v in arrays.items()}))
-    digest = _sha256(tmp_arrays)
+    digest = sha256_of(tmp_arrays)
     _reached("arrays written")
     arrays_name = f"{name}-{digest[:16]}.npz"
     os.replace(tmp_arrays, folder / arrays_name)
@@ -210,7 +204,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     if not npz_path.exists():
         raise CheckpointError(f"{npz_path}, the array file named by {json_path.name}, is "
                               "missing; it was deleted or moved. Restore it, or retrain.")
-    if _sha256(npz_path) != meta.get("arrays_sha256"):
+    if sha256_of(npz_path) != meta.get("arrays_sha256"):
         raise CheckpointError(f"{npz_path} does not match the sha256 recorded in "
                               f"{json_path.name}: the array file is corrupt or was replaced. "
                               "Restore it, or retrain.")
