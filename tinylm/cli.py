@@ -3,6 +3,9 @@
     tinylm train MODEL [--preset NAME] [--key value ...]   train a language model
     tinylm generate CHECKPOINT [--prompt ...]              sample text from a checkpoint
     tinylm eval CHECKPOINT                                 validation / test loss and perplexity
+                                                           (word vectors: the three evaluations)
+    tinylm similar RUN WORD                                nearest words by cosine (embeddings)
+    tinylm analogy RUN A B C                               A is to B as C is to ? (embeddings)
     tinylm gradcheck                                       the library's own gradient checks
     tinylm bench {kernels,lstm,gpt} [--json]               tinylm against PyTorch, same config
 
@@ -20,6 +23,8 @@ COMMANDS = {
     "train": "tinylm.commands.train",
     "generate": "tinylm.commands.generate",
     "eval": "tinylm.commands.eval",
+    "similar": "tinylm.commands.similar",
+    "analogy": "tinylm.commands.analogy",
     "gradcheck": "tinylm.commands.gradcheck",
     "bench": "tinylm.commands.bench",
 }

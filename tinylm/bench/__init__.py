@@ -5,7 +5,7 @@
 
 and the command line prints the dict (``--json``: as one JSON object).
 
-PyTorch is the yardstick, never a dependency: ``import_torch`` is the one place where tinylm
+PyTorch (gensim for word2vec) is the yardstick, never a dependency: ``import_torch`` is the one place where tinylm
 may load it, only inside a benchmark's ``run``, and only when it is installed. The models
 and kernels being timed never see it.
 """
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "kernels": "tinylm.bench.kernels",
     "lstm": "tinylm.bench.lstm",
     "gpt": "tinylm.bench.gpt",
+    "word2vec": "tinylm.bench.word2vec",
 }
 
 

@@ -1,4 +1,5 @@
-"""``tinylm bench {kernels,lstm,gpt} [--json] [options]``: tinylm against PyTorch, same config.
+"""``tinylm bench {kernels,lstm,gpt,word2vec} [--json] [options]``: tinylm against PyTorch
+(gensim for word2vec), same configuration.
 
 Each benchmark (tinylm/bench/) brings its own flags; the result is printed one field a line,
 or with ``--json`` as one JSON object.

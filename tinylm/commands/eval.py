@@ -1,6 +1,6 @@
 """``tinylm eval CHECKPOINT [--split val|test]``: loss and perplexity on a held-out split,
 of the data the run was trained on (checked by name and sha256), encoded with the run's own
-tokenizer."""
+tokenizer. For a word-embedding run: the analogy and word-similarity evaluations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import math
 from tinylm.backend import array_module_for
 from tinylm.commands.arguments import positive_int
 from tinylm.evaluate import evaluate_lm
-from tinylm.train.restore import load_trained
+from tinylm.embeddings.evaluation import evaluate_all
+from tinylm.train.embedding_run import is_embedding_run, load_word_vectors
+from tinylm.train.restore import load_trained, read_run
 from tinylm.train.setup import prepare_data
 
 
@@ -23,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    """Print the split's loss (nats/token) and perplexity."""
+    """Print the split's loss (nats/token) and perplexity; for a word-embedding run, its
+    analogy accuracy and word-similarity correlations instead."""
+    if is_embedding_run(read_run(args.checkpoint)[1]):
+        return _evaluate_vectors(args)
     model, tokenizer, cfg = load_trained(args.checkpoint, args.device, same_data=True)
     data = prepare_data(cfg, tokenizer)
     ids = data.val if args.split == "val" else data.test
@@ -36,4 +41,16 @@ def run(args) -> int:
                                  "outputs are not finite.")
     print(f"{args.split}: loss {result['loss']:.4f} nats/token, perplexity "
           f"{result['perplexity']:.2f} over {result['tokens']:,} tokens")
+    return 0
+
+
+def _evaluate_vectors(args) -> int:
+    """Google analogies (accuracy), WordSim353 and SimLex-999 (Spearman's rho), each over
+    the questions or pairs whose words are all in the vocabulary (chapter 05)."""
+    if args.split != "val" or args.batch_size is not None:
+        raise ValueError("--split and --batch-size apply to language models; word vectors "
+                         "are evaluated on the analogy and similarity sets.")
+    results = evaluate_all(load_word_vectors(args.checkpoint))
+    for name, value in results.items():
+        print(f"{name}: {value}")
     return 0

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 from tinylm.checkpoint import checkpoint_exists
+from tinylm.commands.arguments import model_overrides, refuse_to_replace
+from tinylm.embeddings.registry import EMBEDDING_FAMILIES
 from tinylm.models import MODEL_REGISTRY
 from tinylm.train.config import RULES, TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME, fit_counts, train
@@ -25,13 +26,6 @@ from tinylm.train.presets import get_preset
 from tinylm.train.restore import check_same_data, read_run, run_tokenizer
 from tinylm.train.setup import (build_model, data_provenance, prepare_data,
                                 with_training_window)
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _bool(text: str) -> bool:
@@ -60,7 +54,8 @@ def _flag_type(name: str, parse):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The model family, ``--preset``, ``--model``, ``--resume``/``--overwrite`` and one flag
     per TrainConfig field, each checked against its rule as it is parsed."""
-    parser.add_argument("model", choices=sorted(MODEL_REGISTRY), help="model family")
+    parser.add_argument("model", choices=sorted({*MODEL_REGISTRY, *EMBEDDING_FAMILIES}),
+                        help="model family (word2vec and glove train word embeddings)")
     parser.add_argument("--preset", help="a named configuration (see tinylm/train/presets/)")
     parser.add_argument("--model", dest="model_overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a model configuration field")
@@ -87,20 +82,6 @@ def _flag_values(args) -> dict:
         if value is not None:
             values[field.name] = tuple(value) if isinstance(value, list) else value
     return values
-
-
-def _model_overrides(items) -> dict:
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model expects KEY=VALUE (e.g. --model n_hidden=256), got "
-                             f"{item!r}.")
-        if key == "vocab_size":
-            raise ValueError("--model vocab_size cannot be set: the vocabulary size comes from "
-                             "the tokenizer built on the data (see --tokenizer, --min-freq).")
-        overrides[key] = _parse_value(value)
-    return overrides
 
 
 def _resumed_configs(args, flags: dict):
@@ -147,25 +128,19 @@ def resolve_configs(args) -> tuple[TrainConfig, dict, dict | None]:
     else:
         train_values, model_config = {}, {}
     _check_length_flags(args, train_values)
-    model_config.update(_model_overrides(args.model_overrides))
+    model_config.update(model_overrides(args.model_overrides))
     return TrainConfig.from_dict({**train_values, **flags}), model_config, None
-
-
-def _refuse_to_replace(args, out_dir: Path) -> None:
-    """A fresh run never replaces a trained model unless told to."""
-    if args.resume or args.overwrite or not checkpoint_exists(out_dir / CHECKPOINT_NAME):
-        return
-    raise ValueError(f"{out_dir} already holds a checkpoint ({out_dir / CHECKPOINT_NAME}.json); "
-                     "it is kept. Continue it with --resume, replace it with --overwrite, or "
-                     "choose another --out-dir.")
 
 
 def run(args) -> int:
     """Train (or, for a count-based model, fit) and write the checkpoint and plot. Everything
     is checked (settings, data, model, training window) before anything is written."""
+    if args.model in EMBEDDING_FAMILIES:
+        from tinylm.commands.embedding_train import run_embedding_training
+        return run_embedding_training(args, _flag_values(args))
     cfg, model_config, resumed = resolve_configs(args)
     out_dir = Path(cfg.out_dir)
-    _refuse_to_replace(args, out_dir)
+    refuse_to_replace(args, out_dir / CHECKPOINT_NAME)
     tokenizer = None
     if resumed is not None:
         check_same_data(resumed, cfg.dataset)

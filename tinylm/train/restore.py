@@ -19,6 +19,7 @@ import numpy
 
 from tinylm.checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, split_prefix
 from tinylm.data.tokenizers import tokenizer_from_dict
+from tinylm.embeddings.registry import EMBEDDING_FAMILIES
 from tinylm.models import MODEL_REGISTRY, get_model_class
 from tinylm.train.config import TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME
@@ -43,9 +44,10 @@ def _check_fields(meta: dict, where: Path) -> None:
             raise CheckpointError(f"{where}: the field {key!r} must be a JSON "
                                   f"{'object' if kind is dict else 'string'}, found "
                                   f"{type(meta[key]).__name__} {meta[key]!r:.60}.")
-    if meta["model"] not in MODEL_REGISTRY:
+    known = {*MODEL_REGISTRY, *EMBEDDING_FAMILIES}
+    if meta["model"] not in known:
         raise CheckpointError(f"{where}: model family {meta['model']!r} is unknown; known "
-                              f"families: {sorted(MODEL_REGISTRY)}.")
+                              f"families: {sorted(known)}.")
 
 
 def read_run(path) -> tuple[dict, dict]:
@@ -99,6 +101,10 @@ def load_trained(checkpoint, device: str = "cpu", same_data: bool = False):
     """
     arrays, meta = read_run(checkpoint)
     where = checkpoint_base(checkpoint).with_suffix(".json")
+    if meta["model"] in EMBEDDING_FAMILIES:
+        raise CheckpointError(f"{where} holds {meta['model']} word vectors, not a language "
+                              "model: there is nothing to sample or score text with. Use "
+                              "`tinylm similar`, `tinylm analogy` or `tinylm eval` on it.")
     cfg = TrainConfig.from_dict(meta["train_config"])
     if same_data:
         check_same_data(meta, cfg.dataset)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-_FAMILY_FILES = ("mlp", "recurrent", "gpt")
+_FAMILY_FILES = ("mlp", "recurrent", "gpt", "embeddings")
 
 
 def all_presets() -> dict:
