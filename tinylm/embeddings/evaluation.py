@@ -204,8 +204,8 @@ def _top_candidates(scores):
     """Per row of ``scores`` [n, R], the columns of the 8 highest scores, highest first
     (all R columns when R <= 8)."""
     k = min(_CANDIDATES_SCORED, scores.shape[1])
-    if k < scores.shape[1]:
-        top = numpy.argpartition(-scores, k - 1, axis=1)[:, :k]
+    if k < scores.shape[1]:            # the k largest, partitioned in place of a -scores copy
+        top = numpy.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
     else:
         top = numpy.broadcast_to(numpy.arange(k), (len(scores), k))
     order = numpy.argsort(-numpy.take_along_axis(scores, top, axis=1), axis=1, kind="stable")

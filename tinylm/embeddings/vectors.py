@@ -55,6 +55,7 @@ class UnknownWordError(KeyError):
 
     def __init__(self, word: str, vocabulary_size: int, suggestions: Sequence[str]):
         self.word = word
+        self.vocabulary_size = vocabulary_size
         self.suggestions = list(suggestions)
         hint = (f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?"
                 if self.suggestions else "")
@@ -63,6 +64,9 @@ class UnknownWordError(KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self):                   # rebuilt from its own arguments, not the message
+        return type(self), (self.word, self.vocabulary_size, self.suggestions)
 
 
 class WordVectorsFormatError(ValueError):
@@ -230,7 +234,8 @@ def top_indices(scores, k: int):
     k = min(k, len(scores))
     if k <= 0:
         return numpy.empty(0, dtype=numpy.intp)
-    top = numpy.argpartition(-scores, k - 1)[:k] if k < len(scores) else numpy.arange(k)
+    top = numpy.argpartition(scores, len(scores) - k)[-k:] if k < len(scores) else \
+        numpy.arange(k)
     return top[numpy.argsort(-scores[top], kind="stable")]
 
 
