@@ -71,7 +71,7 @@ MISTAKES = [
     (["similar", "{cbow}", "stock", "--topn", "0"], "topn.*>= 1"),
     (["generate", "{cbow}"], "word vectors, not a language model"),
     (["eval", "{cbow}", "--split", "test"], "apply to language models"),
-    (["similar", "{tmp}"], "no checkpoint"),
+    (["similar", "{tmp}", "stock"], "no checkpoint"),
     (["train", "word2vec", "--preset", "ptb-cbow", "--out-dir", "{cbow}", *QUICK],
      "already holds a checkpoint"),
     (["train", "word2vec", "--preset", "ptb-cbow", "--lr", "0.1", "--out-dir", "{tmp}"],
