@@ -294,10 +294,17 @@ def train_block(architecture: int, w_in, w_out, ids, starts, bounds, keep_ints, 
                                   scratch.reductions[0], scratch.noise[0], scratch.v[0],
                                   scratch.work[0], compute_loss)
         return float(loss), int(made)
-    _train_chunks_parallel(architecture, w_in, w_out, ids, starts, bounds, keep_ints, cum_table,
-                           window, alpha, min_alpha, words_before, words_planned, states,
-                           scratch.words, scratch.reductions, scratch.noise, scratch.v,
-                           scratch.work, scratch.losses, scratch.predictions, compute_loss)
+    # Chunks are handed to the threads one at a time: a thread slowed down by another
+    # process on its core then takes fewer chunks instead of holding up the block.
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        _train_chunks_parallel(architecture, w_in, w_out, ids, starts, bounds, keep_ints,
+                               cum_table, window, alpha, min_alpha, words_before, words_planned,
+                               states, scratch.words, scratch.reductions, scratch.noise,
+                               scratch.v, scratch.work, scratch.losses, scratch.predictions,
+                               compute_loss)
+    finally:
+        numba.set_parallel_chunksize(previous)
     return float(scratch.losses[:chunks].sum()), int(scratch.predictions[:chunks].sum())
 
 
