@@ -10,8 +10,10 @@ gensim's ``Word2Vec`` does:
 
 * initialisation: w_in uniform in [-0.5 / D, 0.5 / D) (seeded), w_out zero;
 * learning rate: linear from alpha to min_alpha over all the epochs' words;
-* each epoch is cut into ~20 blocks of sentences and each block into one chunk per worker,
-  trained in parallel lock-free (Hogwild); ``on_progress`` is called after every block.
+* each epoch is cut into ~20 blocks of sentences and each block into 4 chunks per worker,
+  handed out one at a time to ``workers`` numba threads that train in parallel lock-free
+  (Hogwild), as gensim's worker threads take jobs from a queue; one worker trains serially
+  and deterministically. ``on_progress`` is called after every block.
 
 Speed is reported as words/s = corpus.total_words / epoch seconds, where total_words counts
 the raw corpus, the words below min_count included: the definition used for gensim in the
@@ -30,8 +32,12 @@ from tinylm.embeddings.corpus import (Corpus, cumulative_noise_table, keep_proba
                                       keep_thresholds)
 from tinylm.kernels import word2vec as kernel
 
+if NUMBA_AVAILABLE:
+    import numba
+
 ARCHITECTURES = {"skipgram": kernel.SKIPGRAM, "cbow": kernel.CBOW}
 BLOCKS_PER_EPOCH = 20
+CHUNKS_PER_WORKER = 4            # chunks handed out one by one: a slow thread takes fewer
 STATE_NAMES = ("w_in", "w_out")
 
 
@@ -90,6 +96,11 @@ class Word2Vec:
         self._keep = keep_thresholds(keep_probabilities(self.counts, config.sample))
 
     @property
+    def _chunks(self) -> int:
+        """Chunks per block: 1 (serial, deterministic) or CHUNKS_PER_WORKER per worker."""
+        return 1 if self.config.workers == 1 else CHUNKS_PER_WORKER * self.config.workers
+
+    @property
     def vectors(self):
         """The word vectors, w_in [V, D]."""
         return self.w_in
@@ -109,7 +120,7 @@ class Word2Vec:
 
     def _blocks(self, corpus: Corpus):
         """Sentence bounds of each block, [chunks + 1] per block, cut by word count."""
-        starts, chunks = corpus.sentence_starts, self.config.workers
+        starts, chunks = corpus.sentence_starts, self._chunks
         pieces = BLOCKS_PER_EPOCH * chunks
         targets = numpy.linspace(0, corpus.ids.size, pieces + 1)
         cuts = numpy.searchsorted(starts, targets)                          # [pieces + 1]
@@ -125,33 +136,36 @@ class Word2Vec:
         epoch), in raw corpus words, with the running mean loss of the epoch."""
         self._check_corpus(corpus)
         cfg = self.config
-        arch = ARCHITECTURES[cfg.architecture]
-        scratch = kernel.Scratch(cfg.workers, corpus.longest_sentence, cfg.window,
+        scratch = kernel.Scratch(self._chunks, corpus.longest_sentence, cfg.window,
                                  cfg.negative, cfg.vector_size, self.w_in.dtype)
-        N = int(corpus.ids.size)
-        planned = N * cfg.epochs
-        ids = numpy.ascontiguousarray(corpus.ids, dtype=numpy.int32)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(min(cfg.workers, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return [self._epoch(corpus, epoch, scratch, on_progress)
+                    for epoch in range(cfg.epochs)]
+        finally:
+            numba.set_num_threads(threads)
+
+    def _epoch(self, corpus: Corpus, epoch: int, scratch, on_progress) -> dict:
+        """One pass over the corpus, block by block; the epoch's history entry."""
+        cfg = self.config
+        ids = numpy.ascontiguousarray(corpus.ids, dtype=numpy.int32)              # [N]
         starts = numpy.ascontiguousarray(corpus.sentence_starts, dtype=numpy.int64)
-        history = []
-        for epoch in range(cfg.epochs):
-            began, loss, made = time.perf_counter(), 0.0, 0
-            for bounds in self._blocks(corpus):
-                states = self._rng.integers(0, 2 ** 48, size=(cfg.workers, 1),
-                                            dtype=numpy.uint64)
-                block_loss, block_made = kernel.train_block(
-                    arch, self.w_in, self.w_out, ids, starts, bounds, self._keep,
-                    self._cum_table, cfg.window, cfg.alpha, cfg.min_alpha, epoch * N, planned,
-                    states, scratch)
-                loss, made = loss + block_loss, made + block_made
-                if on_progress is not None:
-                    done = corpus.total_words * epoch + round(
-                        corpus.total_words * int(starts[bounds[-1]]) / N)
-                    on_progress(done, corpus.total_words * cfg.epochs, loss / max(made, 1))
-            seconds = time.perf_counter() - began
-            history.append({"epoch": epoch + 1, "seconds": seconds,
-                            "words_per_s": corpus.total_words / seconds,
-                            "loss": loss / max(made, 1)})
-        return history
+        N, total = int(ids.size), corpus.total_words
+        began, loss, made = time.perf_counter(), 0.0, 0
+        for bounds in self._blocks(corpus):
+            states = self._rng.integers(0, 2 ** 48, size=(self._chunks, 1), dtype=numpy.uint64)
+            block_loss, block_made = kernel.train_block(
+                ARCHITECTURES[cfg.architecture], self.w_in, self.w_out, ids, starts, bounds,
+                self._keep, self._cum_table, cfg.window, cfg.alpha, cfg.min_alpha, epoch * N,
+                N * cfg.epochs, states, scratch)
+            loss, made = loss + block_loss, made + block_made
+            if on_progress is not None:
+                done = total * epoch + round(total * int(starts[bounds[-1]]) / N)
+                on_progress(done, total * cfg.epochs, loss / max(made, 1))
+        seconds = time.perf_counter() - began
+        return {"epoch": epoch + 1, "seconds": seconds, "words_per_s": total / seconds,
+                "loss": loss / max(made, 1)}
 
     def state_dict(self) -> dict:
         """{"w_in", "w_out"}: the two [V, D] matrices (copies)."""

@@ -40,18 +40,20 @@ noise words k_1..k_K, with s = sigmoid(u_t . v) for each t in {o, k_1..k_K}:
 which is one SGD step on L = -log sigmoid(u_o.v) - sum_k log sigmoid(-u_k.v) (the
 functional references' loss), provided the K+1 targets are distinct rows.
 
-Parallelism: the sentences of a block are cut into one chunk per worker and the chunks run
-at once under ``numba.prange``, each with its own random stream and scratch buffers, all
-reading and writing the two shared matrices without locks ("Hogwild!", Recht et al. 2011,
-as gensim's worker threads and word2vec.c's do): two threads rarely touch the same row at
-the same moment, and when they do one small update is lost, which SGD shrugs off. With
-one worker the result is a deterministic function of the seed.
+Parallelism: the sentences of a block are cut into chunks (the trainer makes 4 per worker)
+that numba's threads take one at a time under ``numba.prange``, each chunk with its own
+random stream and scratch buffers, all reading and writing the two shared matrices
+without locks ("Hogwild!", Recht et al. 2011, as gensim's worker threads and word2vec.c's
+do): two threads rarely touch the same row at the same moment, and when they do one small
+update is lost, which SGD shrugs off. With one worker the result is a deterministic
+function of the seed.
 
-The sigmoid is exact (one exp per target, with exp(-|x|) so it never overflows), not
-word2vec.c's table with MAX_EXP = 6: the table saved ~0% here (measured), and it silently
-skips every target with |u.v| >= 6, including a noise word the model scores far too high.
-The loss, -log s for the target and -log(1 - s) for the noise words, costs a log1p per
-target; it is summed per chunk so the trainer can report a mean loss per prediction.
+The sigmoid is exact (one exp per target, of -|x| so it never overflows), not word2vec.c's
+table with MAX_EXP = 6, which also silently skips every target with |u.v| >= 6 -- a noise
+word the model scores far too high included. The loss, -log s for the target and
+-log(1 - s) for a noise word, is softplus(-+f) = max(-+f, 0) + log(1 + e^-|f|), reusing the
+exp; it is summed per chunk so the trainer can report a mean loss per prediction
+(``math.log(1 + e)``, not ``log1p``: numba's log1p made skip-gram ~15% slower).
 
 Random numbers: the linear congruential generator of word2vec.c and gensim (Java's
 ``Random``: next = next * 25214903917 + 11 mod 2^48, output the top 32 bits), one state per
@@ -284,8 +286,8 @@ def train_block(architecture: int, w_in, w_out, ids, starts, bounds, keep_ints, 
                 words_planned: int, states, scratch: Scratch, compute_loss: bool = True):
     """Train on the sentences bounds[0]..bounds[-1] (chunk c: bounds[c]..bounds[c+1]-1, with
     its random stream in states[c], states [chunks, 1] uint64), in place on w_in, w_out
-    [V, D] (float32 or float64, C-contiguous). One chunk runs in the calling thread; several run in parallel.
-    Returns (loss sum, predictions) over the block."""
+    [V, D] (float32 or float64, C-contiguous). One chunk runs in the calling thread,
+    several in parallel on numba's threads. Returns (loss sum, predictions) over the block."""
     chunks = bounds.shape[0] - 1
     if chunks == 1:
         loss, made = _train_chunk(architecture, w_in, w_out, ids, starts, bounds[0], bounds[1],
@@ -294,10 +296,17 @@ def train_block(architecture: int, w_in, w_out, ids, starts, bounds, keep_ints, 
                                   scratch.reductions[0], scratch.noise[0], scratch.v[0],
                                   scratch.work[0], compute_loss)
         return float(loss), int(made)
-    _train_chunks_parallel(architecture, w_in, w_out, ids, starts, bounds, keep_ints, cum_table,
-                           window, alpha, min_alpha, words_before, words_planned, states,
-                           scratch.words, scratch.reductions, scratch.noise, scratch.v,
-                           scratch.work, scratch.losses, scratch.predictions, compute_loss)
+    # Chunks are handed to the threads one at a time: a thread slowed down by another
+    # process on its core then takes fewer chunks instead of holding up the block.
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        _train_chunks_parallel(architecture, w_in, w_out, ids, starts, bounds, keep_ints,
+                               cum_table, window, alpha, min_alpha, words_before, words_planned,
+                               states, scratch.words, scratch.reductions, scratch.noise,
+                               scratch.v, scratch.work, scratch.losses, scratch.predictions,
+                               compute_loss)
+    finally:
+        numba.set_parallel_chunksize(previous)
     return float(scratch.losses[:chunks].sum()), int(scratch.predictions[:chunks].sum())
 
 
