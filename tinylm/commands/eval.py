@@ -50,7 +50,15 @@ def _evaluate_vectors(args) -> int:
     if args.split != "val" or args.batch_size is not None:
         raise ValueError("--split and --batch-size apply to language models; word vectors "
                          "are evaluated on the analogy and similarity sets.")
-    results = evaluate_all(load_word_vectors(args.checkpoint))
-    for name, value in results.items():
-        print(f"{name}: {value}")
+    r = evaluate_all(load_word_vectors(args.checkpoint))
+    print(f"analogies: accuracy {_score(r['analogies'])} = {r['analogies_correct']} of "
+          f"{r['analogies_total']} questions in the vocabulary (coverage "
+          f"{r['analogies_coverage']:.1%})")
+    for name in ("wordsim353", "simlex999"):
+        print(f"{name}: Spearman {_score(r[name])} over {r[f'{name}_pairs']} pairs in the "
+              f"vocabulary (coverage {r[f'{name}_coverage']:.1%})")
     return 0
+
+
+def _score(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
