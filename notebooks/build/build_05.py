@@ -138,8 +138,9 @@ for name, vecs in trained.items():
 
 Co-occurrence counts within the window, each weighted by 1/distance, then AdaGrad on the
 weighted least squares $\sum f(X_{ij})(w_i^\top\tilde w_j + b_i + \tilde b_j - \log X_{ij})^2$.
-The weighting $f$ rises as $(x/100)^{3/4}$ and is capped at 1."""),
-    ("code", r"""glove = GloVe(GloVeConfig(vector_size=settings["vector_size"], window=5,
+The weighting $f$ rises as $(x/x_{\max})^{3/4}$ and is capped at 1; the `ptb-glove` preset's
+$x_{\max} = 10$ suits a corpus this small better than the paper's 100 (chapter 05, section 9)."""),
+    ("code", r"""glove = GloVe(GloVeConfig(vector_size=settings["vector_size"], window=10, x_max=10.0,
                           epochs=2 if FAST else 25, seed=1), corpus.words, corpus.counts)
 history = glove.train(corpus)
 print(f"GloVe: cost {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f} "
@@ -150,7 +151,9 @@ print(f"   GloVe: analogies {scores['analogies']:.3f}, WordSim353 {scores['words
       f"SimLex-999 {scores['simlex999']:.3f}")
 x = np.logspace(-1, 3, 200)
 plt.figure(figsize=(5, 3))
-plt.semilogx(x, np.minimum(1.0, (x / 100) ** 0.75))
+for x_max in (10, 100):
+    plt.semilogx(x, np.minimum(1.0, (x / x_max) ** 0.75), label=f"x_max = {x_max}")
+plt.legend()
 plt.gca().set(xlabel="co-occurrence count x", ylabel="f(x)", title="GloVe's weighting")
 plt.show()"""),
     ("md", r"""## 7. A 2-D map
