@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy
 
-from tinylm.data.verify import sha256_of
+from tinylm.files import sha256_of
 
 FORMAT_VERSION = 2
 SAVE_STEPS = ("arrays written", "arrays renamed", "metadata written", "committed", "cleaned")

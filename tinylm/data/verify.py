@@ -35,20 +35,11 @@ The record is a shortcut, never a source of truth:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
-
-def sha256_of(path: Path) -> str:
-    """The file's sha256 as hex, read in 1 MiB chunks so a large file never sits in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from tinylm.files import sha256_of, write_text_atomically
 
 
 def read_record(record: Path) -> dict:
@@ -70,25 +61,9 @@ def write_record(record: Path, entries: dict) -> None:
     record only saves time, so failing to save it must not fail the caller."""
     text = json.dumps(entries, indent=1, sort_keys=True, allow_nan=False)
     try:
-        _replace_atomically(record, text)
+        write_text_atomically(record, text)
     except OSError:
         pass
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, force it to disk, then rename it
-    over ``path``: a reader sees the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def verified_sha256(path: Path, expected: str, record: Path) -> str:

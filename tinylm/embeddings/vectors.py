@@ -32,12 +32,13 @@ is refused rather than written as a file that reads back wrong.
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy
+
+from tinylm.files import write_text_atomically
+
 
 # Significant digits that make a value read back to the same float (float32: 9, float64: 17).
 _ROUND_TRIP_DIGITS = {numpy.dtype(numpy.float32): 9, numpy.dtype(numpy.float64): 17}
@@ -187,7 +188,7 @@ class WordVectors:
         lines = [f"{len(self)} {self.dim}\n"]
         for word, row in zip(self.words, values.tolist()):
             lines.append(word + " " + " ".join(fmt % x for x in row) + "\n")
-        _replace_atomically(path, "".join(lines))
+        write_text_atomically(path, "".join(lines))
         return path
 
     @classmethod
@@ -279,22 +280,6 @@ def _values_and_digits(vectors):
     """Values as float32 or float64 (float16 is widened to float32) and their digits."""
     dtype = numpy.dtype(numpy.float64 if vectors.dtype == numpy.float64 else numpy.float32)
     return vectors.astype(dtype, copy=False), _ROUND_TRIP_DIGITS[dtype]
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, force it to disk, rename it over
-    ``path``: a reader sees the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_lines(path: Path) -> list[str]:
