@@ -18,9 +18,10 @@ The data sets (tinylm/data/datasets.py):
 "Go." -> "Marche." in test: the test sentence has been seen. ``split_pairs`` therefore
 groups the pairs into connected components -- two pairs are connected when they share their
 source or their target sentence -- and assigns whole components to a split by a hash of the
-component's smallest source sentence, so no source and no target sentence occurs in two splits, and
-the split depends on the data alone (no seed, no order). On fra-eng the largest component
-holds 52 pairs, so the fractions come out as asked to within a fraction of a percent.
+component's smallest source sentence, so no source and no target sentence occurs in two
+splits, and the split depends on the data alone (no seed, no order). On fra-eng the
+largest component holds 52 pairs, so the fractions come out as asked to within a fraction of
+a percent.
 
 **Batches for teacher forcing.** The decoder reads ``bos y_1 .. y_n`` and must predict
 ``y_1 .. y_n eos``: ``tgt_in`` and ``tgt_out`` are the target shifted by one. Padding fills
