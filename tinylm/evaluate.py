@@ -11,6 +11,10 @@ exactly as surprised. Bits per character, for char-level models, is L / ln 2.
 see ``tinylm.data.iterate_eval_windows``),
 calls ``model.forward(x, y)`` on each and weights each window's mean loss by its number of
 tokens, so every model -- n-gram, MLP, RNN, GPT -- is scored by the same code. Chapter 01.
+
+For translation output, ``corpus_bleu`` (from ``tinylm.bleu``) scores hypotheses against
+reference translations with corpus BLEU, equal to sacreBLEU's default (13a tokenisation,
+exp smoothing).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import numpy
 
 from tinylm.backend import to_numpy
+from tinylm.bleu import corpus_bleu  # noqa: F401  (re-exported)
 from tinylm.data.batching import iterate_eval_windows
 
 _LOG_FLOAT_MAX = math.log(sys.float_info.max)
