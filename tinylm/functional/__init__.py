@@ -84,13 +84,13 @@ from tinylm.functional.attention import (attention_heads_backward, attention_hea
                                          split_heads, split_qkv)
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from tinylm.functional.dropout import dropout_backward, dropout_forward, dropout_mask
+from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.encoder_attention import (additive_attention_backward,
                                                  additive_attention_forward,
                                                  cross_attention_backward,
                                                  cross_attention_forward, masked_softmax,
                                                  multiplicative_attention_backward,
                                                  multiplicative_attention_forward, source_mask)
-from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.gru import (gru_backward, gru_cell_backward, gru_cell_forward,
                                    gru_forward, gru_recurrence_backward, gru_recurrence_forward)
 from tinylm.functional.layernorm import layernorm_backward, layernorm_forward
