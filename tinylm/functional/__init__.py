@@ -33,6 +33,8 @@ Sizes:
     V           vocabulary size [embedding, cross_entropy, softmax]
     I           input features [rnn, lstm, gru]
     n, R, d     window length, table rows, embedding width [window_projection]
+    S           source positions; Dq, Dk, Dv: query, key, value widths; A: the additive
+                score's hidden width [encoder_attention]
 
 Arrays:
 
@@ -54,6 +56,11 @@ Arrays:
                 ``attn_c_proj_w``, ``attn_c_proj_b``
     W_fc, W_mo  ``mlp_c_fc_w`` [D, 4D], ``mlp_c_proj_w`` [4D, D], biases b_fc, b_mo:
                 ``mlp_c_fc_b``, ``mlp_c_proj_b`` [transformer_block]
+    q, K, V     decoder state(s) ``query``, encoder states ``keys``, ``values``; m: the source
+                mask ``mask`` / ``src_mask`` [B, S]; e, alpha, c: scores, weights, context;
+                W_q, W_k, v (additive), W (general) [encoder_attention]; cross-attention's
+                ``w_q``, ``b_q``, ``w_kv``, ``b_kv``, ``w_o``, ``b_o``
+    eps         ``label_smoothing`` [cross_entropy]
     S, P, A     scores, attention weights (``cache.att``, ``cache.p``), weights after
                 dropout [attention]
     M, m        dropout's scaled keep-mask, ``drop_mask`` / ``dropout_mask(...)`` [dropout,
@@ -78,6 +85,12 @@ from tinylm.functional.attention import (attention_heads_backward, attention_hea
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from tinylm.functional.dropout import dropout_backward, dropout_forward, dropout_mask
 from tinylm.functional.embedding import embedding_backward, embedding_forward
+from tinylm.functional.encoder_attention import (additive_attention_backward,
+                                                 additive_attention_forward,
+                                                 cross_attention_backward,
+                                                 cross_attention_forward, masked_softmax,
+                                                 multiplicative_attention_backward,
+                                                 multiplicative_attention_forward, source_mask)
 from tinylm.functional.gru import (gru_backward, gru_cell_backward, gru_cell_forward,
                                    gru_forward, gru_recurrence_backward, gru_recurrence_forward)
 from tinylm.functional.layernorm import layernorm_backward, layernorm_forward
@@ -100,5 +113,5 @@ from tinylm.functional.window_projection import (window_projection_backward,
                                                  window_projection_forward)
 
 __all__ = [name for name in dir() if name.endswith(("_forward", "_backward"))] + [
-    "causal_mask", "dropout_mask", "key_padding_mask", "merge_heads", "sinusoidal_encoding",
-    "split_heads", "split_qkv"]
+    "causal_mask", "dropout_mask", "key_padding_mask", "masked_softmax", "merge_heads",
+    "sinusoidal_encoding", "source_mask", "split_heads", "split_qkv"]
