@@ -54,7 +54,8 @@ def test_luong_attention_matches_torch(torch, rng, assert_rel_close, steps, gene
     keys, values, mask = _source(rng, Dk=4 if general else 7)
     query = rng.standard_normal((3, 2, 7) if steps else (3, 7))
     W = rng.standard_normal((7, 4)) if general else None
-    context, weights, cache = multiplicative_attention_forward(query, keys, values, W, mask)
+    context, cache = multiplicative_attention_forward(query, keys, values, W, mask)
+    weights = cache.weights
     G = rng.standard_normal(context.shape)
     dq, dk, dv, dW = multiplicative_attention_backward(G, cache)
     assert (dW is None) == (W is None)
@@ -76,7 +77,8 @@ def test_bahdanau_attention_matches_torch(torch, rng, assert_rel_close, steps):
     query = rng.standard_normal((3, 4, 7) if steps else (3, 7))
     W_q, W_k, v = (rng.standard_normal((7, 8)), rng.standard_normal((4, 8)),
                    rng.standard_normal(8))
-    context, weights, cache = additive_attention_forward(query, keys, values, W_q, W_k, v, mask)
+    context, cache = additive_attention_forward(query, keys, values, W_q, W_k, v, mask)
+    weights = cache.weights
     G = rng.standard_normal(context.shape)
     grads = additive_attention_backward(G, cache)
 
@@ -131,10 +133,12 @@ def test_cross_attention_matches_torch_multi_head_attention(torch, rng, assert_r
 def test_padding_gets_exactly_zero_weight_and_one_step_is_a_slice_of_all_steps(rng):
     keys, values, mask = _source(rng, Dk=7)
     query = rng.standard_normal((3, 4, 7))
-    c_all, a_all, _ = multiplicative_attention_forward(query, keys, values, mask=mask)
+    c_all, all_cache = multiplicative_attention_forward(query, keys, values, mask=mask)
+    a_all = all_cache.weights
     assert np.all(a_all[~np.broadcast_to(mask[:, None, :], a_all.shape)] == 0.0)
     np.testing.assert_allclose(a_all.sum(axis=-1), 1.0, atol=1e-12)
-    c_one, a_one, _ = multiplicative_attention_forward(query[:, 2], keys, values, mask=mask)
+    c_one, one_cache = multiplicative_attention_forward(query[:, 2], keys, values, mask=mask)
+    a_one = one_cache.weights
     np.testing.assert_allclose(c_one, c_all[:, 2], atol=1e-12)
     np.testing.assert_allclose(a_one, a_all[:, 2], atol=1e-12)
 
@@ -142,8 +146,8 @@ def test_padding_gets_exactly_zero_weight_and_one_step_is_a_slice_of_all_steps(r
 def test_padding_changes_nothing_when_the_padded_keys_are_dropped(rng):
     keys, values, mask = _source(rng, Dk=7)
     query = rng.standard_normal((3, 7))
-    context, _, _ = multiplicative_attention_forward(query, keys, values, mask=mask)
-    alone, _, _ = multiplicative_attention_forward(query[1:2], keys[1:2, :2], values[1:2, :2])
+    context, _ = multiplicative_attention_forward(query, keys, values, mask=mask)
+    alone, _ = multiplicative_attention_forward(query[1:2], keys[1:2, :2], values[1:2, :2])
     np.testing.assert_allclose(context[1:2], alone, atol=1e-12)
 
 

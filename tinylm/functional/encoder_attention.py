@@ -39,7 +39,8 @@ A query is one decoder step [B, Dq] (the recurrent decoder, one step at a time) 
 them [B, T, Dq] (teacher forcing: for Luong attention this is one batched matmul; the
 additive score forms a [B, T, S, A] array). The outputs then have the query's layout:
 context [B, Dv] or [B, T, Dv], weights [B, S] or [B, T, S]. These forwards return
-``(context, weights, cache)``: the weights are an output a decoder reads (plots, coverage).
+``(context, cache)`` like every pair; the weights, which a decoder reads (plots, coverage),
+are ``cache.weights``.
 
 Cross-attention（交叉注意力）, the Transformer decoder's second sublayer: multi-head
 attention (tinylm/functional/attention.py) with queries from the decoder x [B, T, D] and
@@ -121,7 +122,7 @@ def _softmax_jacobian_product(dalpha, alpha):
 def _weigh(alpha, values, one_step):
     """c = alpha V [B, T, Dv]; the step axis dropped again for a one-step query."""
     context = alpha @ values                                           # [B, T, Dv]
-    return (context[:, 0], alpha[:, 0]) if one_step else (context, alpha)
+    return context[:, 0] if one_step else context
 
 
 def _context_grads(dcontext, alpha, values, one_step):
@@ -148,12 +149,17 @@ class MultiplicativeCache(NamedTuple):
     alpha: object        # weights [B, T, S]
     one_step: bool
 
+    @property
+    def weights(self):
+        """The attention weights alpha [B, (T,) S], in the query's layout."""
+        return self.alpha[:, 0] if self.one_step else self.alpha
+
 
 def multiplicative_attention_forward(query, keys, values, W=None, mask=None):
     """Luong attention: e = q^T W k ("general"), or q^T k ("dot", W None).
 
     query [B, Dq] or [B, T, Dq], keys [B, S, Dk], values [B, S, Dv], W [Dq, Dk] or None,
-    mask [B, S] bool or None -> (context [B, (T,) Dv], weights [B, (T,) S], cache)."""
+    mask [B, S] bool or None -> (context [B, (T,) Dv], cache); cache.weights [B, (T,) S]."""
     q, one_step = _as_steps(query)                                     # [B, T, Dq]
     check_source(q, keys, values, mask)
     want = keys.shape[-1] if W is None else W.shape[0]
@@ -163,8 +169,8 @@ def multiplicative_attention_forward(query, keys, values, W=None, mask=None):
                          "need W [Dq, Dk] (or Dq = Dk without W, the dot score).")
     g = q if W is None else q @ W                                      # G [B, T, Dk]
     alpha = masked_softmax(g @ keys.swapaxes(-1, -2), mask)            # [B, T, S]
-    context, weights = _weigh(alpha, values, one_step)
-    return context, weights, MultiplicativeCache(q, keys, values, W, g, alpha, one_step)
+    context = _weigh(alpha, values, one_step)
+    return context, MultiplicativeCache(q, keys, values, W, g, alpha, one_step)
 
 
 def multiplicative_attention_backward(dcontext, cache: MultiplicativeCache):
@@ -190,13 +196,18 @@ class AdditiveCache(NamedTuple):
     alpha: object        # weights [B, T, S]
     one_step: bool
 
+    @property
+    def weights(self):
+        """The attention weights alpha [B, (T,) S], in the query's layout."""
+        return self.alpha[:, 0] if self.one_step else self.alpha
+
 
 def additive_attention_forward(query, keys, values, W_q, W_k, v, mask=None):
     """Bahdanau attention: e_{t,s} = v^T tanh(W_q^T q_t + W_k^T k_s).
 
     query [B, Dq] or [B, T, Dq], keys [B, S, Dk], values [B, S, Dv], W_q [Dq, A],
     W_k [Dk, A], v [A], mask [B, S] bool or None
-    -> (context [B, (T,) Dv], weights [B, (T,) S], cache)."""
+    -> (context [B, (T,) Dv], cache); cache.weights [B, (T,) S]."""
     xp = get_array_module(keys)
     q, one_step = _as_steps(query)                                     # [B, T, Dq]
     check_source(q, keys, values, mask)
@@ -209,8 +220,8 @@ def additive_attention_forward(query, keys, values, W_q, W_k, v, mask=None):
     w = keys @ W_k                                                     # [B, S, A]
     h = xp.tanh(u[:, :, None, :] + w[:, None, :, :])                   # [B, T, S, A]
     alpha = masked_softmax(h @ v, mask)                                # [B, T, S]
-    context, weights = _weigh(alpha, values, one_step)
-    return context, weights, AdditiveCache(q, keys, values, W_q, W_k, v, h, alpha, one_step)
+    context = _weigh(alpha, values, one_step)
+    return context, AdditiveCache(q, keys, values, W_q, W_k, v, h, alpha, one_step)
 
 
 def additive_attention_backward(dcontext, cache: AdditiveCache):
@@ -284,15 +295,6 @@ def source_mask(lengths, S: int, xp):
     return xp.arange(S)[None, :] < xp.asarray(lengths)[:, None]
 
 
-def _context_only(forward):
-    """The forward as gradcheck calls it: (context, cache), the weights dropped."""
-    def context_and_cache(**inputs):
-        context, _, cache = forward(**inputs)
-        return context, cache
-    context_and_cache.__name__ = forward.__name__
-    return context_and_cache
-
-
 def _source(rng, B=3, S=5, Dk=4, Dv=3, padded=True):
     keys = rng.standard_normal((B, S, Dk))
     mask = source_mask([S, 2, S - 1][:B], S, get_array_module(keys)) if padded else None
@@ -326,8 +328,8 @@ def _cross(rng, B=2, T=3, S=5, D=8, **extra):
 
 def gradcheck_cases():
     """This module's entries in ``tinylm gradcheck`` (tinylm/commands/gradcheck.py)."""
-    mul = (_context_only(multiplicative_attention_forward), multiplicative_attention_backward)
-    add = (_context_only(additive_attention_forward), additive_attention_backward)
+    mul = (multiplicative_attention_forward, multiplicative_attention_backward)
+    add = (additive_attention_forward, additive_attention_backward)
     cross = (cross_attention_forward, cross_attention_backward)
 
     def seeded(rng):
