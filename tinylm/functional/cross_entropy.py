@@ -47,8 +47,9 @@ from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import cross_entropy as ce_kernel
 
 
-def cross_entropy_forward_reference(logits, targets, ignore_index: int):
-    """logits [N, V], targets [N] int -> (row_loss [N], probs [N, V])."""
+def _softmax_rows(logits, targets, ignore_index: int):
+    """logits [N, V], targets [N] -> (logsumexp [N], z_{n, y_n} [N], valid [N], probs [N, V]),
+    with the maximum subtracted before exp (ignored rows pick column 0, masked later)."""
     xp = get_array_module(logits)
     m = logits.max(axis=1, keepdims=True)                                # [N, 1]
     exps = xp.exp(logits - m)                                            # [N, V]
@@ -57,8 +58,15 @@ def cross_entropy_forward_reference(logits, targets, ignore_index: int):
     valid = targets != ignore_index                                      # [N]
     safe = xp.where(valid, targets, 0)                                   # [N]
     picked = xp.take_along_axis(logits, safe[:, None], axis=1)[:, 0]     # [N]
+    return lse, picked, valid, exps / sums
+
+
+def cross_entropy_forward_reference(logits, targets, ignore_index: int):
+    """logits [N, V], targets [N] int -> (row_loss [N], probs [N, V])."""
+    xp = get_array_module(logits)
+    lse, picked, valid, probs = _softmax_rows(logits, targets, ignore_index)
     row_loss = xp.where(valid, lse - picked, 0).astype(logits.dtype)     # [N]
-    return row_loss, exps / sums
+    return row_loss, probs
 
 
 def cross_entropy_backward_reference(probs, targets, row_grad, ignore_index: int):
@@ -74,17 +82,11 @@ def cross_entropy_backward_reference(probs, targets, row_grad, ignore_index: int
 def cross_entropy_smoothed_forward_reference(logits, targets, ignore_index: int, eps: float):
     """logits [N, V], targets [N] int, eps in (0, 1] -> (row_loss [N], probs [N, V])."""
     xp = get_array_module(logits)
-    m = logits.max(axis=1, keepdims=True)                                # [N, 1]
-    exps = xp.exp(logits - m)                                            # [N, V]
-    sums = exps.sum(axis=1, keepdims=True)                               # [N, 1]
-    lse = (m + xp.log(sums))[:, 0]                                       # [N]
-    valid = targets != ignore_index                                      # [N]
-    safe = xp.where(valid, targets, 0)                                   # [N]
-    picked = xp.take_along_axis(logits, safe[:, None], axis=1)[:, 0]     # z_{n, y_n} [N]
+    lse, picked, valid, probs = _softmax_rows(logits, targets, ignore_index)
     nll = lse - picked                                                   # -log p_{n, y_n}
     uniform = lse - logits.mean(axis=1)                                  # mean_j -log p_nj
     row_loss = xp.where(valid, (1.0 - eps) * nll + eps * uniform, 0)     # [N]
-    return row_loss.astype(logits.dtype), exps / sums
+    return row_loss.astype(logits.dtype), probs
 
 
 def cross_entropy_smoothed_backward_reference(probs, targets, row_grad, ignore_index: int,
