@@ -313,9 +313,20 @@ def test_reorder_rows_selects_the_leading_axis_through_containers():
         reorder_rows(object(), numpy.array([0]))
 
 
+def test_a_kv_cache_selects_its_rows():
+    from tinylm.nn.attention import KVCache
+    cache = KVCache(3, 2, 4, 5, numpy, numpy.float64)
+    cache.append(*(numpy.arange(3 * 2 * 2 * 5, dtype=float).reshape(3, 2, 2, 5),) * 2)
+    picked = reorder_rows({"caches": [cache]}, numpy.array([2, 0, 0]))["caches"][0]
+    assert picked.length == 2 and picked.k.shape == (3, 2, 4, 5)
+    numpy.testing.assert_array_equal(picked.k[:, :, :2], cache.k[[2, 0, 0], :, :2])
+    picked.append(numpy.ones((3, 2, 1, 5)), numpy.ones((3, 2, 1, 5)))
+    assert cache.length == 2                                 # the original is left alone
+
+
 # -- a tinylm language model ------------------------------------------------------------------
 @pytest.mark.parametrize("family, use_cache", [("mlp", True), ("lstm", True), ("gru", True),
-                                               ("gpt", False)])
+                                               ("gpt", True), ("gpt", False)])
 def test_a_language_model_decodes_through_language_model_step(family, use_cache):
     """Beam 1 is generate's greedy decoding; a wide beam scores at least as well here."""
     from tests.model_helpers import small_model
@@ -338,13 +349,22 @@ def test_a_language_model_decodes_through_language_model_step(family, use_cache)
             assert all(w.score >= b.score - 1e-9 for w, b in zip(results, beam_one))
 
 
-def test_gpt_kv_caches_need_use_cache_false():
+def test_gpt_beam_search_through_the_kv_cache_equals_recomputing():
+    """KVCache.select_rows lets the beam keep, drop and duplicate cached hypotheses."""
     from tests.model_helpers import small_model
-    model = small_model("gpt")
+    model = small_model("gpt").to(numpy.float64)
     model.eval()
-    step, start_state, reorder = language_model_step(model, numpy.array([[1, 2]]))
-    with pytest.raises(TypeError, match="cannot select rows"):
-        beam_search(step, start_state, 1, 0, EOS, beam_width=3, max_len=3, reorder=reorder)
+    prompt = numpy.array([[1, 2, 3], [4, 5, 6]])
+    for width in (1, 3):
+        found = []
+        for use_cache in (True, False):
+            step, start_state, reorder = language_model_step(model, prompt, use_cache)
+            found.append(beam_search(step, start_state, 2, 0, EOS, beam_width=width, max_len=5,
+                                     length_penalty="gnmt", reorder=reorder))
+        cached, recomputed = found
+        assert [r.tokens for r in cached] == [r.tokens for r in recomputed]
+        assert numpy.allclose([r.score for r in cached], [r.score for r in recomputed],
+                              rtol=1e-12, atol=1e-12)
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def hypothesis_score(log_prob: float, length: int, length_penalty=None,
 
 def reorder_rows(state, indices, axis: int = 0):
     """Select rows of a decoder state: ``take(state, indices, axis)`` for every array, through
-    tuples, lists and dicts (nested); None stays None. indices [N'] int. The batch axis is
+    tuples, lists and dicts (nested), ``select_rows(indices)`` for an object that has it (a
+    KV cache); None stays None. indices [N'] int. The batch axis is
     the leading one (``axis=0``) for most states; recurrent states [layers, B, H] use 1."""
     if state is None:
         return None
@@ -122,6 +123,8 @@ def reorder_rows(state, indices, axis: int = 0):
     if hasattr(state, "shape") and hasattr(state, "ndim"):
         xp = get_array_module(state)
         return xp.take(state, xp.asarray(indices), axis=axis)
+    if hasattr(state, "select_rows"):                  # GPT's KV caches (tinylm/nn/attention.py)
+        return state.select_rows(indices)
     raise TypeError(f"reorder_rows: cannot select rows of a {type(state).__name__}; the "
                     "default reorder handles arrays and tuples, lists and dicts of them. "
                     "Pass reorder=(state, indices) -> state for this state.")
@@ -203,9 +206,8 @@ def language_model_step(model, prompt, use_cache: bool = True, batch_axis=None):
     (log_softmax). The first call ignores its tokens (bos) and runs ``start_decoding`` on
     the prompt; later calls run ``decode_step``. reorder selects rows of the model's state
     with ``reorder_rows`` along ``batch_axis``: 1 for a recurrent (``stateful``) model, whose
-    state is [layers, B, H], else 0. GPT's KV caches are objects reorder_rows cannot select:
-    decode GPT with ``use_cache=False`` (the recomputing default of LanguageModel, whose
-    state is the ids so far). Put the model in eval mode first.
+    state is [layers, B, H], else 0; GPT's KV caches select their rows themselves
+    (``KVCache.select_rows``). Put the model in eval mode first.
     """
     if not use_cache and model.stateful:
         raise ValueError(f"use_cache=False recomputes from the tokens alone, but "

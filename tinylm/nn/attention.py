@@ -36,6 +36,16 @@ class KVCache:
     def capacity(self) -> int:
         return self.k.shape[2]
 
+    def select_rows(self, indices) -> "KVCache":
+        """A new cache holding batch rows ``indices`` [B'] of this one (beam search keeps,
+        drops and duplicates hypotheses between steps); the length carries over."""
+        xp = get_array_module(self.k)
+        rows = xp.asarray(indices)
+        chosen = KVCache.__new__(KVCache)
+        chosen.k, chosen.v = xp.take(self.k, rows, axis=0), xp.take(self.v, rows, axis=0)
+        chosen.length = self.length
+        return chosen
+
     def append(self, k, v):
         """k, v [B, H, t, hd] -> all cached keys and values [B, H, length + t, hd] (views)."""
         t = k.shape[2]
