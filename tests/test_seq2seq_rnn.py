@@ -22,7 +22,8 @@ def tiny(cell="gru", attention="general", **overrides):
 
 
 def batch(rng, B=2, S=5, T=4, padded=True):
-    """src [B, S], tgt_in/tgt_out [B, T] (tgt_out padded with -100), src_mask [B, S]."""
+    """src [B, S], tgt_in/tgt_out [B, T] (tgt_out padded with -100), src_mask [B, S] (the
+    last row has 3 real tokens: two length groups)."""
     src, tgt_in = rng.integers(0, 7, (B, S)), rng.integers(0, 6, (B, T))
     tgt_out = rng.integers(0, 6, (B, T))
     tgt_out[0, -1] = -100
@@ -107,6 +108,22 @@ def test_reorder_selects_rows_and_beam_search_runs(cell, rng):
     greedy = greedy_decode(model.decode_step, model.encode(src, mask), 3, bos_id=0, eos_id=1,
                            max_len=6)
     assert len(beams) == len(greedy) == 3
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_padded_row_decodes_as_it_would_alone(cell, rng):
+    """Row 1 has 3 real tokens of 5: its logits equal those of src[1, :3] on its own."""
+    model, (src, tgt_in, _, mask) = tiny(cell), batch(rng)
+    logits, _ = model.forward(src, tgt_in, src_mask=mask)
+    alone, _ = model.forward(src[1:, :3], tgt_in[1:])
+    np.testing.assert_allclose(logits[1:], alone, atol=1e-13)
+
+
+def test_the_mask_must_be_right_padding(rng):
+    model, (src, tgt_in, tgt_out, mask) = tiny(), batch(rng)
+    mask[0, 1] = False
+    with pytest.raises(ValueError, match="src_mask"):
+        model.forward(src, tgt_in, tgt_out, src_mask=mask)
 
 
 def test_a_second_backward_raises(rng):

@@ -15,11 +15,13 @@ This is the "global attention" model of Luong, Pham & Manning 2015 (without inpu
 the attention comes after the decoder, so all T steps are one batched computation). The
 loss is the mean cross-entropy of z_t against tgt_out over non-padding (-100) targets.
 
-Padding: ``src_mask`` [B, S] (True = real token) keeps attention off padded positions, but
-the encoder runs over the whole padded batch and the decoder starts from the encoder's state
-after the **last** position S. Right-padded rows therefore start the decoder from a state
-that has read padding tokens: bucket sources by length (equal lengths in a batch) when that
-matters, or give every row of a batch the same length.
+Padding: sources are right-padded, ``src_mask`` [B, S] (True = real token, a prefix of each
+row). Row b has n_b = sum_s m_{b,s} real tokens; the encoder reads exactly those, so the
+decoder starts from the state after position n_b (as torch's pack_padded_sequence gives),
+never from one that has read padding. The rows are grouped by length and each group runs
+through the encoder on its own, src[rows, :n]; keys beyond n_b are zeros, and the mask
+keeps attention off them. Without a mask every row has length S (one group). Batches
+bucketed by length (tinylm/data/pairs.py) make this one group, as fast as no padding.
 
 Backward, in reverse: the output and combination layers (linear backward, tanh' = 1 - h~^2),
 the attention (tinylm/functional/encoder_attention.py) into dh and dk, the decoder (its
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 from tinylm.backend import default_rng, get_array_module
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
-from tinylm.functional.embedding import check_ids
+from tinylm.functional.embedding import check_ids, embedding_backward, embedding_forward
 from tinylm.functional.encoder_attention import (multiplicative_attention_backward,
                                                  multiplicative_attention_forward)
 from tinylm.functional.linear import linear_backward, linear_forward
@@ -131,11 +133,48 @@ class Seq2SeqRNN(Module):
                              f"tgt_in {tuple(tgt_in.shape)}.")
 
     # -- computation --------------------------------------------------------------------------
+    def _length_groups(self, src_mask, B, S, xp):
+        """[(rows [B_n], n)]: the rows with n real tokens, for each length n present."""
+        if src_mask is None:
+            return [(xp.arange(B), S)]
+        lengths = src_mask.sum(axis=1)                                 # [B]
+        prefix = xp.arange(S)[None, :] < lengths[:, None]              # [B, S]
+        if not bool((prefix == src_mask).all()) or int(lengths.min()) == 0:
+            raise ValueError(f"{type(self).__name__}: src_mask must mark a non-empty prefix "
+                             "of each row (right padding, True = real token), got "
+                             f"lengths {lengths.tolist()} and a mask that is not a prefix "
+                             "or has an empty row.")
+        return [(xp.flatnonzero(lengths == n), int(n)) for n in xp.unique(lengths).tolist()]
+
     def _encode(self, src, src_mask):
-        """src [B, S] -> (keys [B, S, H], encoder final state); caches for backward."""
-        x = self.src_embedding.forward(src.T)                          # [S, B, d]
-        ks, state = self.encoder.forward(x)                            # [S, B, H]
-        return ks.transpose(1, 0, 2), state                            # [B, S, H]
+        """src [B, S] -> (keys [B, S, H], final states at each row's length); one encoder
+        forward per length group, whose caches are kept for backward."""
+        xp = get_array_module(self.b_out.data)
+        (B, S), H, E = src.shape, self.config.n_hidden, self.src_embedding.weight.data
+        keys = xp.zeros((B, S, H), dtype=E.dtype)                      # [B, S, H]
+        finals = [xp.zeros((self.config.n_layer, B, H), dtype=E.dtype)
+                  for _ in range(2 if self.config.cell == "lstm" else 1)]
+        self._groups = []
+        for rows, n in self._length_groups(src_mask, B, S, xp):
+            x, lookup = embedding_forward(src[rows, :n].T, E)          # [n, B_n, d]
+            ks, state = self.encoder.forward(x)                        # [n, B_n, H]
+            keys[rows, :n] = ks.transpose(1, 0, 2)
+            for f, s in zip(finals, state if isinstance(state, tuple) else (state,)):
+                f[:, rows] = s
+            self._groups.append((rows, n, lookup, self.encoder._caches))
+        return keys, (tuple(finals) if len(finals) == 2 else finals[0])
+
+    def _encoder_backward(self, dkeys, dstate):
+        """dkeys [B, S, H] (or None), dstate like the final state -> parameters' grads."""
+        xp = get_array_module(dkeys if dkeys is not None else self.b_out.data)
+        for rows, n, lookup, caches in self._groups:
+            dks = (xp.zeros((n, len(rows), self.config.n_hidden), dtype=self.b_out.dtype)
+                   if dkeys is None else dkeys[rows, :n].transpose(1, 0, 2))  # [n, B_n, H]
+            ds = (tuple(d[:, rows] for d in dstate) if isinstance(dstate, tuple)
+                  else dstate[:, rows])
+            self.encoder._caches = caches             # this group's forward (one per length)
+            dx, _ = self.encoder.backward(dks, ds)                     # [n, B_n, d]
+            embedding_backward(dx, lookup, dW=self.src_embedding.weight.grad)
 
     def _head(self, h, keys, mask):
         """h [B, (T,) H] decoder states -> (logits [B, (T,) V], caches)."""
@@ -158,7 +197,6 @@ class Seq2SeqRNN(Module):
         self._check_source(src, src_mask, owner)
         self._check_target(tgt_in, tgt_out, src.shape[0], owner)
         keys, state = self._encode(src, src_mask)                      # [B, S, H]
-        self._src_len = src.shape[1]
         u = self.tgt_embedding.forward(tgt_in.T)                       # [T, B, d]
         hs, _ = self.decoder.forward(u, state)                         # [T, B, H]
         h = hs.transpose(1, 0, 2)                                      # [B, T, H]
@@ -176,13 +214,7 @@ class Seq2SeqRNN(Module):
         dh, dkeys = self._head_backward(dlogits)                           # [B, T, H], [B, S, H]
         du, dstate = self.decoder.backward(dh.transpose(1, 0, 2))          # [T, B, d]
         self.tgt_embedding.backward(du)
-        if dkeys is None:                                                  # "none": no keys
-            xp = get_array_module(dh)
-            dks = xp.zeros((self._src_len, dh.shape[0], dh.shape[2]), dtype=dh.dtype)
-        else:
-            dks = dkeys.transpose(1, 0, 2)                                 # [S, B, H]
-        dx, _ = self.encoder.backward(dks, dstate)                         # [S, B, d]
-        self.src_embedding.backward(dx)
+        self._encoder_backward(dkeys, dstate)                              # dkeys None: "none"
 
     def _take_loss_cache(self):
         name = f"{type(self).__name__}.backward()"

@@ -1,6 +1,7 @@
 """PyTorch twin of tinylm's recurrent encoder-decoder (tinylm/models/seq2seq_rnn.py): torch
 Embeddings, nn.GRU/nn.LSTM (batch_first) and the same Luong attention in torch ops, with the
-weights copied from a tinylm model.
+weights copied from a tinylm model. A padded source is packed (pack_padded_sequence), so the
+decoder starts from each row's state at its own length, as in tinylm.
 
 Weight mapping: recurrent layers as tinylm/bench/twins/recurrent.py (W_x = weight_ih.T, ...);
 w_att, w_c, w_out are used as they are (input-major, y = x W + b) as plain tensors.
@@ -43,10 +44,24 @@ def seq2seq_twin(torch, model) -> dict:
     return twin
 
 
+def _encode(torch, twin: dict, src, src_mask):
+    """Each row read up to its length (packed), as tinylm's encoder groups rows by length;
+    the keys beyond a row's length are zeros."""
+    x = twin["src_embedding"](torch.as_tensor(src))                              # [B, S, d]
+    if src_mask is None:
+        return twin["encoder"](x)
+    rnn_utils = torch.nn.utils.rnn
+    lengths = torch.as_tensor(src_mask).sum(dim=1)
+    packed = rnn_utils.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, state = twin["encoder"](packed)
+    keys, _ = rnn_utils.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return keys, state
+
+
 def twin_seq2seq_loss(torch, twin: dict, attention: str, src, tgt_in, tgt_out,
                       src_mask=None) -> tuple:
     """-> (logits [B, T, V], mean cross-entropy over targets != -100)."""
-    keys, state = twin["encoder"](twin["src_embedding"](torch.as_tensor(src)))   # [B, S, H]
+    keys, state = _encode(torch, twin, src, src_mask)                              # [B, S, H]
     h, _ = twin["decoder"](twin["tgt_embedding"](torch.as_tensor(tgt_in)), state)  # [B, T, H]
     if attention == "none":
         top = h
