@@ -1,0 +1,99 @@
+"""PyTorch twin of tinylm's recurrent encoder-decoder (tinylm/models/seq2seq_rnn.py): torch
+Embeddings, nn.GRU/nn.LSTM (batch_first) and the same Luong attention in torch ops, with the
+weights copied from a tinylm model. A padded source is packed (pack_padded_sequence), so the
+decoder starts from each row's state at its own length, as in tinylm.
+
+Weight mapping: recurrent layers as tinylm/bench/twins/recurrent.py (W_x = weight_ih.T, ...);
+w_att, w_c, w_out are used as they are (input-major, y = x W + b) as plain tensors.
+``twin_seq2seq_loss`` runs the twin; ``twin_grads`` names its gradients as tinylm does.
+"""
+
+from __future__ import annotations
+
+from tinylm.bench.twins.recurrent import torch_recurrent_class
+
+HEAD_NAMES = ("w_att", "w_c", "b_c", "w_out", "b_out")
+
+
+def _recurrent_from(torch, kind, layer, prefix, state, to):
+    """A torch GRU/LSTM with tinylm layer ``prefix``'s weights."""
+    rnn = torch_recurrent_class(torch, kind)(layer.input_size, layer.hidden_size,
+                                             layer.num_layers, batch_first=True).to(to)
+    with torch.no_grad():
+        for l in range(layer.num_layers):
+            t = lambda name: torch.tensor(state[f"{prefix}{name}_l{l}"])  # noqa: E731
+            getattr(rnn, f"weight_ih_l{l}").copy_(t("W_x").T)
+            getattr(rnn, f"weight_hh_l{l}").copy_(t("W_h").T)
+            getattr(rnn, f"bias_ih_l{l}").copy_(t("b_x"))
+            getattr(rnn, f"bias_hh_l{l}").copy_(t("b_h"))
+    return rnn
+
+
+def seq2seq_twin(torch, model) -> dict:
+    """The twin of a tinylm Seq2SeqRNN (float64): a dict of torch modules and leaf tensors."""
+    to, state, kind = torch.float64, model.state_dict(), model.config.cell
+    twin = {}
+    for side in ("src", "tgt"):
+        table = torch.tensor(state[f"{side}_embedding.weight"])
+        twin[f"{side}_embedding"] = torch.nn.Embedding.from_pretrained(table, freeze=False)
+    twin["encoder"] = _recurrent_from(torch, kind, model.encoder, "encoder.", state, to)
+    twin["decoder"] = _recurrent_from(torch, kind, model.decoder, "decoder.", state, to)
+    for name in HEAD_NAMES:
+        if name in state:
+            twin[name] = torch.tensor(state[name], requires_grad=True)
+    return twin
+
+
+def _encode(torch, twin: dict, src, src_mask):
+    """Each row read up to its length (packed), as tinylm's encoder groups rows by length;
+    the keys beyond a row's length are zeros."""
+    x = twin["src_embedding"](torch.as_tensor(src))                              # [B, S, d]
+    if src_mask is None:
+        return twin["encoder"](x)
+    rnn_utils = torch.nn.utils.rnn
+    lengths = torch.as_tensor(src_mask).sum(dim=1)
+    packed = rnn_utils.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, state = twin["encoder"](packed)
+    keys, _ = rnn_utils.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return keys, state
+
+
+def twin_seq2seq_loss(torch, twin: dict, attention: str, src, tgt_in, tgt_out,
+                      src_mask=None) -> tuple:
+    """-> (logits [B, T, V], mean cross-entropy over targets != -100)."""
+    keys, state = _encode(torch, twin, src, src_mask)                              # [B, S, H]
+    h, _ = twin["decoder"](twin["tgt_embedding"](torch.as_tensor(tgt_in)), state)  # [B, T, H]
+    if attention == "none":
+        top = h
+    else:
+        query = h @ twin["w_att"] if attention == "general" else h                # [B, T, H]
+        scores = query @ keys.transpose(1, 2)                                      # [B, T, S]
+        if src_mask is not None:
+            mask = torch.as_tensor(src_mask)[:, None, :]
+            scores = scores.masked_fill(~mask, float("-inf"))
+        context = torch.softmax(scores, dim=-1) @ keys                             # [B, T, H]
+        top = torch.tanh(torch.cat([context, h], dim=-1) @ twin["w_c"] + twin["b_c"])
+    logits = top @ twin["w_out"] + twin["b_out"]                                   # [B, T, V]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             torch.as_tensor(tgt_out).reshape(-1),
+                                             ignore_index=-100)
+    return logits, loss
+
+
+def twin_grads(twin: dict) -> dict:
+    """The twin's gradients under tinylm's parameter names and layout (NumPy)."""
+    grads = {}
+    for side in ("src", "tgt"):
+        grads[f"{side}_embedding.weight"] = twin[f"{side}_embedding"].weight.grad.numpy()
+    for prefix in ("encoder", "decoder"):
+        rnn = twin[prefix]
+        for l in range(rnn.num_layers):
+            g = lambda name: getattr(rnn, f"{name}_l{l}").grad.numpy()  # noqa: E731
+            grads[f"{prefix}.W_x_l{l}"] = g("weight_ih").T
+            grads[f"{prefix}.W_h_l{l}"] = g("weight_hh").T
+            grads[f"{prefix}.b_x_l{l}"] = g("bias_ih")
+            grads[f"{prefix}.b_h_l{l}"] = g("bias_hh")
+    for name in HEAD_NAMES:
+        if name in twin:
+            grads[name] = twin[name].grad.numpy()
+    return grads
