@@ -13,7 +13,8 @@ from tinylm.embeddings.corpus import (Corpus, corpus_from_text, cumulative_noise
                                       keep_probabilities, keep_thresholds, noise_distribution)
 from tinylm.embeddings.word2vec import Word2Vec, Word2VecConfig
 from tinylm.functional.word2vec import (cbow_backward, cbow_forward, sgns_backward,
-                                        sgns_forward, softmax_skipgram_forward)
+                                        sgns_forward, softmax_skipgram_backward,
+                                        softmax_skipgram_forward)
 from tinylm.kernels import word2vec as kernel
 
 # --- corpus ------------------------------------------------------------------------------
@@ -251,3 +252,17 @@ def test_trainer_refuses_a_corpus_too_small_or_of_another_vocabulary():
     with pytest.raises(ValueError, match="non-empty vocabulary"):
         Word2Vec(Word2VecConfig(), [], [])
     assert isinstance(corpus, Corpus)
+
+
+def test_softmax_skipgram_backward_matches_torch(rng, torch):
+    """The full-softmax baseline's gradients, dv_c = (p - y) U / B and dU = (p - y)^T v_c / B,
+    against autograd on the same float64 inputs."""
+    v, U, targets = rng.standard_normal((3, 4)), rng.standard_normal((6, 4)), np.array([1, 5, 1])
+    loss, cache = softmax_skipgram_forward(v, U, targets)
+    dv, dU = softmax_skipgram_backward(1.0, cache)
+    tv, tU = (torch.tensor(a, requires_grad=True) for a in (v, U))
+    expected = torch.nn.functional.cross_entropy(tv @ tU.T, torch.tensor(targets))
+    expected.backward()
+    assert float(loss) == pytest.approx(expected.item(), rel=1e-12)
+    np.testing.assert_allclose(dv, tv.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dU, tU.grad.numpy(), rtol=1e-12, atol=1e-14)
