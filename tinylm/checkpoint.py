@@ -188,6 +188,25 @@ def _check_metadata(meta: dict, json_path: Path) -> None:
         raise CheckpointError(f"{json_path} does not name its array file.")
 
 
+_BOOKKEEPING = ("format", "arrays", "arrays_sha256", "meta_sha256")
+
+
+def _verified_metadata(json_path: Path) -> dict:
+    if not json_path.exists():
+        raise CheckpointError(f"no checkpoint at {json_path}; a checkpoint is written by "
+                              "`tinylm train` (OUT_DIR/ckpt.json and the array file it names).")
+    meta = _read_metadata(json_path)
+    _check_metadata(meta, json_path)
+    return meta
+
+
+def load_metadata(path) -> dict:
+    """The metadata of checkpoint ``path``, checked against its own checksum, without reading
+    the array file (what a command needs to decide what it is looking at)."""
+    meta = _verified_metadata(metadata_path(path))
+    return {k: v for k, v in meta.items() if k not in _BOOKKEEPING}
+
+
 def load_checkpoint(path) -> tuple[dict, dict]:
     """Read checkpoint ``path`` -> (arrays: name -> NumPy array, meta: dict).
 
@@ -195,11 +214,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     edited, and saying how to recover.
     """
     json_path = metadata_path(path)
-    if not json_path.exists():
-        raise CheckpointError(f"no checkpoint at {json_path}; a checkpoint is written by "
-                              "`tinylm train` (OUT_DIR/ckpt.json and the array file it names).")
-    meta = _read_metadata(json_path)
-    _check_metadata(meta, json_path)
+    meta = _verified_metadata(json_path)
     npz_path = json_path.parent / meta["arrays"]
     if not npz_path.exists():
         raise CheckpointError(f"{npz_path}, the array file named by {json_path.name}, is "
@@ -208,10 +223,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         raise CheckpointError(f"{npz_path} does not match the sha256 recorded in "
                               f"{json_path.name}: the array file is corrupt or was replaced. "
                               "Restore it, or retrain.")
-    arrays = _read_arrays(npz_path)
-    meta = {k: v for k, v in meta.items()
-            if k not in ("format", "arrays", "arrays_sha256", "meta_sha256")}
-    return arrays, meta
+    return _read_arrays(npz_path), {k: v for k, v in meta.items() if k not in _BOOKKEEPING}
 
 
 def _read_arrays(npz_path: Path) -> dict:

@@ -12,7 +12,7 @@ from tinylm.commands.arguments import positive_int
 from tinylm.evaluate import evaluate_lm
 from tinylm.embeddings.evaluation import evaluate_all
 from tinylm.train.embedding_run import is_embedding_run, load_word_vectors
-from tinylm.train.restore import load_trained, read_run
+from tinylm.train.restore import load_trained, read_run_metadata
 from tinylm.train.setup import prepare_data
 
 
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """Print the split's loss (nats/token) and perplexity; for a word-embedding run, its
     analogy accuracy and word-similarity correlations instead."""
-    if is_embedding_run(read_run(args.checkpoint)[1]):
+    if is_embedding_run(read_run_metadata(args.checkpoint)):
         return _evaluate_vectors(args)
     model, tokenizer, cfg = load_trained(args.checkpoint, args.device, same_data=True)
     data = prepare_data(cfg, tokenizer)

@@ -23,7 +23,7 @@ from tinylm.models import MODEL_REGISTRY
 from tinylm.train.config import RULES, TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME, fit_counts, train
 from tinylm.train.presets import get_preset
-from tinylm.train.restore import check_same_data, read_run, run_tokenizer
+from tinylm.train.restore import check_same_data, read_run_metadata, run_tokenizer
 from tinylm.train.setup import (build_model, data_provenance, prepare_data,
                                 with_training_window)
 
@@ -97,7 +97,7 @@ def _resumed_configs(args, flags: dict):
     if args.model_overrides:
         raise ValueError("--model cannot change the model of a resumed run (its parameters "
                          "have the stored shapes); start a new run in another --out-dir.")
-    _, meta = read_run(out_dir)
+    meta = read_run_metadata(out_dir)
     if meta["model"] != args.model:
         raise ValueError(f"{out_dir} holds a {meta['model']!r} run, not {args.model!r}.")
     model_config = {k: v for k, v in meta["model_config"].items() if k != "vocab_size"}

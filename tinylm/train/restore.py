@@ -1,6 +1,7 @@
 """Read back what ``tinylm train`` wrote, checking everything before it is used.
 
-    meta = read_run(out_dir)                      # verified metadata of OUT_DIR/ckpt
+    arrays, meta = read_run(out_dir)              # verified arrays and metadata of OUT_DIR/ckpt
+    meta = read_run_metadata(out_dir)             # the metadata alone (no array file read)
     tokenizer = run_tokenizer(meta)               # the tokenizer the run was trained with
     check_same_data(meta, dataset)                # the data files have not changed since
     model, tokenizer, cfg = load_trained(out_dir) # the model, ready to evaluate or generate
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy
 
-from tinylm.checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, split_prefix
+from tinylm.checkpoint import (CheckpointError, checkpoint_exists, load_checkpoint, load_metadata,
+                               split_prefix)
 from tinylm.data.tokenizers import tokenizer_from_dict
 from tinylm.embeddings.registry import EMBEDDING_FAMILIES
 from tinylm.models import MODEL_REGISTRY, get_model_class
@@ -50,16 +52,30 @@ def _check_fields(meta: dict, where: Path) -> None:
                               f"families: {sorted(known)}.")
 
 
-def read_run(path) -> tuple[dict, dict]:
-    """(arrays, meta) of the checkpoint at ``path``, with the fields every command reads
-    checked to be present and of the right kind."""
+def _existing(path) -> Path:
     base = checkpoint_base(path)
     if not checkpoint_exists(base):
         raise CheckpointError(f"no checkpoint in {base.parent} (looked for {base.name}.json); "
                               "train one with `tinylm train MODEL --out-dir DIR`.")
+    return base
+
+
+def read_run(path) -> tuple[dict, dict]:
+    """(arrays, meta) of the checkpoint at ``path``, with the fields every command reads
+    checked to be present and of the right kind."""
+    base = _existing(path)
     arrays, meta = load_checkpoint(base)
     _check_fields(meta, base.with_suffix(".json"))
     return arrays, meta
+
+
+def read_run_metadata(path) -> dict:
+    """The checked metadata alone (as ``read_run``), without reading the arrays: enough to
+    resume a run's configuration or to tell a language model from word vectors."""
+    base = _existing(path)
+    meta = load_metadata(base)
+    _check_fields(meta, base.with_suffix(".json"))
+    return meta
 
 
 def run_tokenizer(meta: dict):
