@@ -166,8 +166,21 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
     model.reset_state()
     bar = _progress(max_iters, run.iteration, cfg.progress)
     try:
-        _run_steps(model, model_name, cfg, run, optimizer, batcher, sched, max_iters, val_ids, xp,
-                   bar, log if bar is None else bar.write, provenance)
+        start = time.perf_counter() - run.elapsed_s
+        while True:
+            it = run.iteration
+            already_evaluated = bool(run.evals) and run.evals[-1]["iter"] == it
+            if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
+                _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write)
+                run.elapsed_s = time.perf_counter() - start
+                save_run(cfg.out_dir, model, model_name, cfg, run, optimizer, batcher, provenance)
+            if it >= max_iters:
+                break
+            loss = train_step(model, optimizer, batcher, cfg, lr_at(it, sched), xp, it)
+            run.train_losses.append((it, loss))
+            run.iteration += 1
+            if bar is not None:
+                _show_step(bar, it, loss, cfg)
     except KeyboardInterrupt:
         saved = run.evals[-1]["iter"] if run.evals else None
         raise KeyboardInterrupt(f"interrupted at step {run.iteration}; " + (
@@ -180,28 +193,13 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
     return run
 
 
-def _run_steps(model, model_name, cfg, run, optimizer, batcher, sched, max_iters, val_ids, xp,
-               bar, log, provenance) -> None:
-    """Steps from ``run.iteration`` to ``max_iters``, evaluating and saving on the way."""
-    start = time.perf_counter() - run.elapsed_s
-    tokens_per_step = cfg.batch_size * cfg.block_size
-    while True:
-        it = run.iteration
-        already_evaluated = bool(run.evals) and run.evals[-1]["iter"] == it
-        if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
-            _evaluate(model, cfg, val_ids, xp, run, log)
-            run.elapsed_s = time.perf_counter() - start
-            save_run(cfg.out_dir, model, model_name, cfg, run, optimizer, batcher, provenance)
-        if it >= max_iters:
-            return
-        loss = train_step(model, optimizer, batcher, cfg, lr_at(it, sched), xp, it)
-        run.train_losses.append((it, loss))
-        run.iteration += 1
-        if bar is not None:
-            bar.update(1)
-            if it % cfg.log_interval == 0:
-                rate = tokens_per_step * bar.format_dict["rate"] if bar.format_dict["rate"] else 0
-                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
+def _show_step(bar, it: int, loss: float, cfg) -> None:
+    """Advance the progress bar; every log_interval steps show the loss and tokens/s."""
+    bar.update(1)
+    if it % cfg.log_interval == 0:
+        steps_per_s = bar.format_dict["rate"] or 0
+        bar.set_postfix(loss=f"{loss:.4f}",
+                        tok_s=f"{cfg.batch_size * cfg.block_size * steps_per_s:,.0f}")
 
 
 def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print,
