@@ -56,6 +56,8 @@ Arrays:
                 ``attn_c_proj_w``, ``attn_c_proj_b``
     W_fc, W_mo  ``mlp_c_fc_w`` [D, 4D], ``mlp_c_proj_w`` [4D, D], biases b_fc, b_mo:
                 ``mlp_c_fc_b``, ``mlp_c_proj_b`` [transformer_block]
+    memory      the encoder's output [B, S, D]; W_q, W_kv: ``crossattention_q_attn_w``,
+                ``crossattention_c_attn_w`` [transformer_decoder_block]
     q, K, V     decoder state(s) ``query``, encoder states ``keys``, ``values``; m: the source
                 mask ``mask`` / ``src_mask`` [B, S]; e, alpha, c: scores, weights, context;
                 W_q, W_k, v (additive), W (general) [encoder_attention]; cross-attention's
@@ -107,8 +109,13 @@ from tinylm.functional.rnn import (rnn_backward, rnn_cell_backward, rnn_cell_for
                                    rnn_recurrence_backward, rnn_recurrence_forward)
 from tinylm.functional.softmax import (log_softmax_backward, log_softmax_forward,
                                        softmax_backward, softmax_forward)
-from tinylm.functional.transformer_block import (transformer_block_backward,
+from tinylm.functional.transformer_block import (attention_residual_backward,
+                                                 attention_residual_forward,
+                                                 mlp_residual_backward, mlp_residual_forward,
+                                                 transformer_block_backward,
                                                  transformer_block_forward)
+from tinylm.functional.transformer_decoder_block import (decoder_block_backward,
+                                                         decoder_block_forward)
 from tinylm.functional.window_projection import (window_projection_backward,
                                                  window_projection_forward)
 

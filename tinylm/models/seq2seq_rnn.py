@@ -34,22 +34,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tinylm.backend import default_rng, get_array_module
-from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
-from tinylm.functional.embedding import check_ids, embedding_backward, embedding_forward
+from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.encoder_attention import (multiplicative_attention_backward,
                                                  multiplicative_attention_forward)
 from tinylm.functional.linear import linear_backward, linear_forward
 from tinylm.models.base import check_positive
+from tinylm.models.encoder_decoder import EncoderDecoder
 from tinylm.nn import init
 from tinylm.nn.embedding import Embedding
-from tinylm.nn.module import Module
 from tinylm.nn.parameter import Parameter
 from tinylm.nn.recurrent import GRU, LSTM
 
 CELLS = {"gru": GRU, "lstm": LSTM}
 ATTENTIONS = ("none", "dot", "general")
-IGNORE_INDEX = -100
-_CONSUMED = object()     # the loss cache after backward()
 
 
 @dataclass
@@ -73,7 +70,7 @@ class Seq2SeqRNNConfig:
                              f"{list(ATTENTIONS)}.")
 
 
-class Seq2SeqRNN(Module):
+class Seq2SeqRNN(EncoderDecoder):
     """Embedding -> GRU/LSTM encoder; embedding -> GRU/LSTM decoder -> Luong attention ->
     linear. Parameters (tinylm's input-major layout, y = x W + b):
 
@@ -104,33 +101,6 @@ class Seq2SeqRNN(Module):
         self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))            # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))              # [V]
         self._loss_cache, self._caches = None, None
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.tgt_vocab
-
-    # -- the inputs ------------------------------------------------------------------------
-    def _check_source(self, src, src_mask, owner):
-        check_ids(src, self.config.src_vocab, owner, "src", "source token id")
-        if src.ndim != 2 or src.shape[0] == 0 or src.shape[1] == 0:
-            raise ValueError(f"{owner}: src must be [batch, source length] token ids with at "
-                             f"least one row and one position, got shape {tuple(src.shape)}.")
-        if src_mask is not None and tuple(src_mask.shape) != tuple(src.shape):
-            raise ValueError(f"{owner}: src_mask {tuple(src_mask.shape)} must have the shape "
-                             f"of src {tuple(src.shape)} (True = real token).")
-
-    def _check_target(self, tgt_in, tgt_out, batch, owner):
-        V = self.config.tgt_vocab
-        check_ids(tgt_in, V, owner, "tgt_in", "target token id")
-        if tgt_in.ndim != 2 or tgt_in.shape[0] != batch or tgt_in.shape[1] == 0:
-            raise ValueError(f"{owner}: tgt_in must be [batch, target length] = [{batch}, T] "
-                             f"with T >= 1, got shape {tuple(tgt_in.shape)}.")
-        if tgt_out is None:
-            return
-        check_ids(tgt_out, V, owner, "tgt_out", "target token id", ignore_index=IGNORE_INDEX)
-        if tgt_out.shape != tgt_in.shape:
-            raise ValueError(f"{owner}: tgt_out {tuple(tgt_out.shape)} must have the shape of "
-                             f"tgt_in {tuple(tgt_in.shape)}.")
 
     # -- computation --------------------------------------------------------------------------
     def _length_groups(self, src_mask, B, S, xp):
@@ -190,9 +160,10 @@ class Seq2SeqRNN(Module):
         logits, out_cache = linear_forward(combined, self.w_out.data, self.b_out.data)
         return logits, (att_cache, c_cache, combined, out_cache)
 
-    def forward(self, src, tgt_in, tgt_out=None, src_mask=None):
+    def forward(self, src, tgt_in, tgt_out=None, src_mask=None, label_smoothing: float = 0.0):
         """src [B, S], tgt_in [B, T] (teacher forcing), tgt_out [B, T] or None (-100 =
-        padding), src_mask [B, S] bool or None -> (logits [B, T, V], mean loss or None)."""
+        padding), src_mask [B, S] bool or None -> (logits [B, T, V], mean loss or None);
+        ``label_smoothing`` as PyTorch's cross_entropy."""
         owner = f"{type(self).__name__}.forward"
         self._check_source(src, src_mask, owner)
         self._check_target(tgt_in, tgt_out, src.shape[0], owner)
@@ -201,33 +172,16 @@ class Seq2SeqRNN(Module):
         hs, _ = self.decoder.forward(u, state)                         # [T, B, H]
         h = hs.transpose(1, 0, 2)                                      # [B, T, H]
         logits, self._caches = self._head(h, keys, src_mask)           # [B, T, V]
-        if tgt_out is None:
-            self._loss_cache = None
-            return logits, None
-        loss, self._loss_cache = cross_entropy_forward(logits, tgt_out, IGNORE_INDEX)
-        return logits, loss
+        return logits, self._loss(logits, tgt_out, label_smoothing)
 
     def backward(self, dloss=1.0):
         """Back-propagate the last loss into every parameter's grad (see the module
         docstring for the order)."""
-        dlogits = cross_entropy_backward(dloss, self._take_loss_cache())   # [B, T, V]
+        dlogits = self._dlogits(dloss)                                     # [B, T, V]
         dh, dkeys = self._head_backward(dlogits)                           # [B, T, H], [B, S, H]
         du, dstate = self.decoder.backward(dh.transpose(1, 0, 2))          # [T, B, d]
         self.tgt_embedding.backward(du)
         self._encoder_backward(dkeys, dstate)                              # dkeys None: "none"
-
-    def _take_loss_cache(self):
-        name = f"{type(self).__name__}.backward()"
-        if self._loss_cache is _CONSUMED:
-            raise RuntimeError(f"{name}: the loss of the last forward was already "
-                               "back-propagated, and a second backward would add its gradient "
-                               "again; call forward(src, tgt_in, tgt_out) before each "
-                               "backward().")
-        if self._loss_cache is None:
-            raise RuntimeError(f"{name}: there is no loss to differentiate; call "
-                               "forward(src, tgt_in, tgt_out) with targets first.")
-        cache, self._loss_cache = self._loss_cache, _CONSUMED
-        return cache
 
     def _head_backward(self, dlogits):
         """dlogits [B, T, V] -> (dh [B, T, H], dkeys [B, S, H] or None)."""
@@ -259,17 +213,13 @@ class Seq2SeqRNN(Module):
     def decode_step(self, prev_ids, state):
         """prev_ids [B] (bos first) -> (log-probabilities [B, V], next state): one decoder
         step, step(tokens, state) for tinylm/beam_search.py."""
-        check_ids(prev_ids, self.config.tgt_vocab, f"{type(self).__name__}.decode_step",
-                  "prev_ids", "target token id")
+        self._check_prev_ids(prev_ids)
         dec_state, keys, mask = state
-        xp = get_array_module(keys)
         u = self.tgt_embedding.weight.data[prev_ids][None]             # [1, B, d]
         hs, dec_state = self.decoder.forward(u, dec_state)             # [1, B, H]
         logits, _ = self._head(hs[0], keys, mask)                      # [B, V]
         self._loss_cache = None
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
-        return log_probs, (dec_state, keys, mask)
+        return self._log_probs(logits), (dec_state, keys, mask)
 
     @staticmethod
     def reorder(state, indices):

@@ -3,6 +3,10 @@
     x1  = x  + attn(ln_1(x))          attention: tokens exchange information
     out = x1 + mlp(ln_2(x1))          MLP: each token is transformed on its own
 
+A decoder's block is causal (GPT); an encoder's (``causal=False``) lets every token see
+every other and takes a key-padding mask instead. The encoder-decoder's decoder block, with
+cross-attention between the two, is tinylm/nn/decoder_block.py.
+
     mlp(h) = dropout(c_proj(GELU_tanh(c_fc(h))))      D -> 4D -> D
 
 The same block as a single functional pair, with its derivation, is
@@ -41,19 +45,21 @@ class MLP(Module):
 
 
 class Block(Module):
-    """One pre-LN Transformer block: ln_1, attn, ln_2, mlp (GPT-2's names)."""
+    """One pre-LN Transformer block: ln_1, attn, ln_2, mlp (GPT-2's names); causal unless
+    ``causal=False`` (an encoder's block)."""
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, rng=None,
-                 seed: int = 0):
+                 seed: int = 0, causal: bool = True):
         super().__init__()
         self.ln_1 = LayerNorm(n_embd)
-        self.attn = MultiHeadAttention(n_embd, n_head, dropout, causal=True, rng=rng, seed=seed)
+        self.attn = MultiHeadAttention(n_embd, n_head, dropout, causal=causal, rng=rng,
+                                       seed=seed)
         self.ln_2 = LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout, rng=rng, seed=derive_seed(seed, 2))
 
-    def forward(self, x):
-        """x [B, T, D] -> [B, T, D]."""
-        x = x + self.attn.forward(self.ln_1.forward(x))                        # [B, T, D]
+    def forward(self, x, mask=None):
+        """x [B, T, D] -> [B, T, D]; ``mask`` bool [B, 1, 1, T] (True = a real key) or None."""
+        x = x + self.attn.forward(self.ln_1.forward(x), mask)                  # [B, T, D]
         return x + self.mlp.forward(self.ln_2.forward(x))                      # [B, T, D]
 
     def backward(self, dout):
