@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinylm.bench.twins.seq2seq import seq2seq_twin, twin_grads, twin_seq2seq_loss
+from tinylm.bench.twins.seq2seq import (seq2seq_twin, twin_arrays, twin_grads,
+                                        twin_parameters, twin_seq2seq_loss)
 from tinylm.beam_search import beam_search, greedy_decode
 from tinylm.models.seq2seq_rnn import Seq2SeqRNN, Seq2SeqRNNConfig
+from tinylm.optim import AdamW, decay_groups
 
 CELLS = ["gru", "lstm"]
 ATTENTIONS = ["none", "dot", "general"]
@@ -64,10 +66,11 @@ def test_gradients_match_central_differences(cell, attention, rng):
 def test_matches_the_torch_twin(cell, attention, rng, torch):
     model, (src, tgt_in, tgt_out, mask) = tiny(cell, attention), batch(rng)
     twin = seq2seq_twin(torch, model)
-    logits, loss = model.forward(src, tgt_in, tgt_out, src_mask=mask)
+    logits, loss = model.forward(src, tgt_in, tgt_out, src_mask=mask, label_smoothing=0.1)
     model.zero_grad()
     model.backward()
-    t_logits, t_loss = twin_seq2seq_loss(torch, twin, attention, src, tgt_in, tgt_out, mask)
+    t_logits, t_loss = twin_seq2seq_loss(torch, twin, attention, src, tgt_in, tgt_out, mask,
+                                         label_smoothing=0.1)
     t_loss.backward()
     np.testing.assert_allclose(logits, t_logits.detach().numpy(), rtol=0, atol=1e-9)
     assert abs(float(loss) - t_loss.item()) < 1e-9
@@ -76,6 +79,28 @@ def test_matches_the_torch_twin(cell, attention, rng, torch):
     assert set(theirs) == set(ours)
     for name, p in ours.items():
         np.testing.assert_allclose(p.grad, theirs[name], rtol=0, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("cell, attention", [("gru", "general"), ("lstm", "dot")])
+def test_ten_adamw_steps_match_torch_adamw(cell, attention, rng, torch):
+    model, (src, tgt_in, tgt_out, mask) = tiny(cell, attention), batch(rng)
+    twin = seq2seq_twin(torch, model)
+    hyper = dict(lr=1e-2, betas=(0.9, 0.98), eps=1e-8)
+    ours = AdamW(decay_groups(model.parameters(), 0.1), **hyper)
+    theirs = torch.optim.AdamW(decay_groups(twin_parameters(twin), 0.1), **hyper)
+    for _ in range(10):
+        ours.zero_grad()
+        model.forward(src, tgt_in, tgt_out, src_mask=mask, label_smoothing=0.1)
+        model.backward()
+        ours.step()
+        theirs.zero_grad()
+        twin_seq2seq_loss(torch, twin, attention, src, tgt_in, tgt_out, mask, 0.1)[1].backward()
+        theirs.step()
+    after, start = twin_arrays(twin), tiny(cell, attention).state_dict()
+    assert set(after) == set(start)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.data, after[name], rtol=0, atol=1e-9, err_msg=name)
+    assert max(np.abs(p.data - start[name]).max() for name, p in model.named_parameters()) > 1e-2
 
 
 def _log_softmax(z):

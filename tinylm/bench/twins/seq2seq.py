@@ -5,7 +5,8 @@ decoder starts from each row's state at its own length, as in tinylm.
 
 Weight mapping: recurrent layers as tinylm/bench/twins/recurrent.py (W_x = weight_ih.T, ...);
 w_att, w_c, w_out are used as they are (input-major, y = x W + b) as plain tensors.
-``twin_seq2seq_loss`` runs the twin; ``twin_grads`` names its gradients as tinylm does.
+``twin_seq2seq_loss`` runs the twin; ``twin_grads`` names its gradients as tinylm does,
+``twin_arrays`` its weights, and ``twin_parameters`` lists its leaves for torch.optim.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _encode(torch, twin: dict, src, src_mask):
 
 
 def twin_seq2seq_loss(torch, twin: dict, attention: str, src, tgt_in, tgt_out,
-                      src_mask=None) -> tuple:
+                      src_mask=None, label_smoothing: float = 0.0) -> tuple:
     """-> (logits [B, T, V], mean cross-entropy over targets != -100)."""
     keys, state = _encode(torch, twin, src, src_mask)                              # [B, S, H]
     h, _ = twin["decoder"](twin["tgt_embedding"](torch.as_tensor(tgt_in)), state)  # [B, T, H]
@@ -76,24 +77,42 @@ def twin_seq2seq_loss(torch, twin: dict, attention: str, src, tgt_in, tgt_out,
     logits = top @ twin["w_out"] + twin["b_out"]                                   # [B, T, V]
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                              torch.as_tensor(tgt_out).reshape(-1),
-                                             ignore_index=-100)
+                                             ignore_index=-100,
+                                             label_smoothing=label_smoothing)
     return logits, loss
+
+
+def twin_parameters(twin: dict) -> list:
+    """Every leaf tensor of the twin (for a torch optimizer)."""
+    params = []
+    for name, value in twin.items():
+        params.extend(value.parameters() if hasattr(value, "parameters") else [value])
+    return params
+
+
+def twin_arrays(twin: dict, attribute: str = "data") -> dict:
+    """The twin's parameters (``"data"``) or gradients (``"grad"``) under tinylm's names
+    and layout (NumPy)."""
+    def get(tensor):
+        return getattr(tensor, attribute).detach().numpy()
+
+    arrays = {}
+    for side in ("src", "tgt"):
+        arrays[f"{side}_embedding.weight"] = get(twin[f"{side}_embedding"].weight)
+    for prefix in ("encoder", "decoder"):
+        rnn = twin[prefix]
+        for l in range(rnn.num_layers):
+            g = lambda name: get(getattr(rnn, f"{name}_l{l}"))  # noqa: E731
+            arrays[f"{prefix}.W_x_l{l}"] = g("weight_ih").T
+            arrays[f"{prefix}.W_h_l{l}"] = g("weight_hh").T
+            arrays[f"{prefix}.b_x_l{l}"] = g("bias_ih")
+            arrays[f"{prefix}.b_h_l{l}"] = g("bias_hh")
+    for name in HEAD_NAMES:
+        if name in twin:
+            arrays[name] = get(twin[name])
+    return arrays
 
 
 def twin_grads(twin: dict) -> dict:
     """The twin's gradients under tinylm's parameter names and layout (NumPy)."""
-    grads = {}
-    for side in ("src", "tgt"):
-        grads[f"{side}_embedding.weight"] = twin[f"{side}_embedding"].weight.grad.numpy()
-    for prefix in ("encoder", "decoder"):
-        rnn = twin[prefix]
-        for l in range(rnn.num_layers):
-            g = lambda name: getattr(rnn, f"{name}_l{l}").grad.numpy()  # noqa: E731
-            grads[f"{prefix}.W_x_l{l}"] = g("weight_ih").T
-            grads[f"{prefix}.W_h_l{l}"] = g("weight_hh").T
-            grads[f"{prefix}.b_x_l{l}"] = g("bias_ih")
-            grads[f"{prefix}.b_h_l{l}"] = g("bias_hh")
-    for name in HEAD_NAMES:
-        if name in twin:
-            grads[name] = twin[name].grad.numpy()
-    return grads
+    return twin_arrays(twin, "grad")
