@@ -58,3 +58,18 @@ def test_bench_gpt_times_both_sides_in_worker_processes(torch):
                                             / result["torch_tokens_per_s"], rel=1e-2)
     assert result["generate_tokens_per_s_kv_cache"] > 0
     assert set(result["tinylm_phases"]) == {"forward", "backward", "optimizer"}
+
+
+@pytest.mark.slow            # two worker processes import numba and torch: ~10-30 s
+def test_bench_seq2seq_times_a_training_step_and_beam_search(capsys, torch):
+    assert main(["bench", "seq2seq", "--embd", "16", "--heads", "2", "--enc-layers", "1",
+                 "--dec-layers", "1", "--max-len", "8", "--src-vocab", "13", "--tgt-vocab",
+                 "11", "--batch", "3", "--src-len", "6", "--tgt-len", "5", "--steps", "1",
+                 "--repeat", "1", "--threads", "1", "--beam-sentences", "2", "--beam-width",
+                 "2", "--profile", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tinylm_tokens_per_s"] > 0 and result["torch_tokens_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["tinylm_tokens_per_s"]
+                                            / result["torch_tokens_per_s"], rel=1e-2)
+    assert result["tinylm_beam_sentences_per_s"] > 0 and result["beam_sentences"] == 2
+    assert set(result["tinylm_phases"]) == {"forward", "backward", "optimizer"}

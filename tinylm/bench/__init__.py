@@ -16,6 +16,7 @@ BENCHMARKS = {
     "kernels": "tinylm.bench.kernels",
     "lstm": "tinylm.bench.lstm",
     "gpt": "tinylm.bench.gpt",
+    "seq2seq": "tinylm.bench.seq2seq",
     "word2vec": "tinylm.bench.word2vec",
 }
 

@@ -92,12 +92,14 @@ def torch_optimizer(torch, twin, lr=LR):
 
 # -- one training step of each ---------------------------------------------------------------
 
-def tinylm_step_fn(model, optimizer, idx, targets):
+def tinylm_step_fn(model, optimizer, *inputs):
+    """One training step, ``model.forward(*inputs)`` then backward and the optimizer, and
+    the seconds spent in each phase (accumulated over calls)."""
     phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 
     def step():
         t0 = time.perf_counter()
-        model.forward(idx, targets)
+        model.forward(*inputs)
         t1 = time.perf_counter()
         model.backward()
         t2 = time.perf_counter()
