@@ -61,3 +61,23 @@ def test_module_block_equals_the_functional_block(dropout, kernels, rng, assert_
     else:                     # dropout is active in training and off in evaluation
         assert not np.allclose(out, block.eval().forward(x))
         np.testing.assert_array_equal(block.forward(x), block.forward(x))
+
+
+def test_encoder_block_module_equals_the_functional_block(rng, assert_rel_close):
+    """causal=False with a key-padding mask: the encoder's block, both ways."""
+    D, H = 8, 2
+    block = Block(D, H, causal=False, seed=3).to(dtype=np.float64)
+    x = rng.standard_normal((2, 5, D))
+    mask = np.array([[True] * 5, [True, True, True, False, False]])[:, None, None, :]
+    out = block.forward(x, mask)
+    dout = rng.standard_normal(out.shape)
+    block.zero_grad()
+    dx = block.backward(dout)
+    weights = [p.data for _, p in block.named_parameters()]
+    f_out, cache = TB.transformer_block_forward(x, *weights, H, mask=mask, causal=False)
+    grads = transformer_block_backward(dout, cache)
+    assert_rel_close(out, f_out, 1e-13, "out")
+    assert_rel_close(dx, grads[0], 1e-13, "dx")
+    for (name, p), grad in zip(block.named_parameters(), grads[1:]):
+        assert_rel_close(p.grad, grad, 1e-13, name)
+    assert not np.allclose(out[1], Block(D, H, seed=3).to(dtype=np.float64).forward(x)[1])
