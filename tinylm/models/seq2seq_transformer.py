@@ -164,25 +164,30 @@ class Seq2SeqTransformer(EncoderDecoder):
             raise ValueError(f"{owner}: every row of src_mask needs at least one real token "
                              "(True); a row without one is an empty source sentence.")
 
-    def _check_inputs(self, src, src_mask, owner, tgt_in=None):
+    def _check_inputs(self, src, src_mask, owner, tgt_in=None, tgt_out=None):
+        """The source (and, given tgt_in, the targets): ids, shapes, mask, lengths."""
         self._check_source(src, src_mask, owner)
+        if tgt_in is not None:
+            self._check_target(tgt_in, tgt_out, src.shape[0], owner)
         self._check_mask(src_mask, owner)
         self._check_lengths(src, tgt_in, owner)
 
     # -- embeddings ------------------------------------------------------------------------
     def _embed(self, ids, table: Parameter, wpe, start: int = 0):
-        """ids [B, t] -> (sqrt(D) table[ids] + P[start..start+t-1] [B, t, D], lookup cache)."""
+        """ids [B, t] -> (sqrt(D) table[ids] + P[start..start+t-1] [B, t, D], caches of the
+        lookup and of the learned positions (None for sinusoidal ones))."""
         tok, lookup = embedding_forward(ids, table.data)                       # [B, t, D]
         tok = tok * tok.dtype.type(math.sqrt(self.config.n_embd))
         if wpe is None:
-            return sinusoidal_positional_forward(tok, start)[0], lookup
-        return learned_positional_forward(tok, wpe.data, start)[0], lookup
+            return sinusoidal_positional_forward(tok, start)[0], (lookup, None)
+        x, positions = learned_positional_forward(tok, wpe.data, start)
+        return x, (lookup, positions)
 
-    def _embed_backward(self, dx, lookup, table: Parameter, wpe, start: int = 0):
+    def _embed_backward(self, dx, caches, table: Parameter, wpe):
         """dx [B, t, D] into the table (scatter-add, times sqrt(D)) and the learned positions."""
+        lookup, positions = caches
         if wpe is not None:
-            _, dwpe = learned_positional_backward(dx, (wpe.shape, start, dx.shape[1]))
-            wpe.accumulate(dwpe)
+            wpe.accumulate(learned_positional_backward(dx, positions)[1])
         embedding_backward(dx * dx.dtype.type(math.sqrt(self.config.n_embd)), lookup,
                            dW=table.grad)
 
@@ -193,7 +198,8 @@ class Seq2SeqTransformer(EncoderDecoder):
     # -- computation -------------------------------------------------------------------------
     def _encode(self, src, src_mask):
         """src [B, S] -> memory [B, S, D] (caches kept for backward)."""
-        e, self._src_lookup = self._embed(src, self.src_table, self._positions("src"))
+        e, self._src_embedding_caches = self._embed(src, self.src_table,
+                                                    self._positions("src"))    # [B, S, D]
         e = self.src_drop.forward(e)                                           # [B, S, D]
         keys = None if src_mask is None else src_mask[:, None, None, :]       # [B, 1, 1, S]
         for block in self.encoder:
@@ -204,7 +210,7 @@ class Seq2SeqTransformer(EncoderDecoder):
         de = self.encoder_ln.backward(dmemory)                                 # [B, S, D]
         for block in reversed(list(self.encoder)):
             de = block.backward(de)
-        self._embed_backward(self.src_drop.backward(de), self._src_lookup,
+        self._embed_backward(self.src_drop.backward(de), self._src_embedding_caches,
                              self.src_table, self._positions("src"))
 
     def forward(self, src, tgt_in, tgt_out=None, src_mask=None, label_smoothing: float = 0.0):
@@ -212,11 +218,10 @@ class Seq2SeqTransformer(EncoderDecoder):
         padding), src_mask [B, S] bool or None -> (logits [B, T, V], mean loss or None);
         ``label_smoothing`` as PyTorch's cross_entropy."""
         owner = f"{type(self).__name__}.forward"
-        self._check_inputs(src, src_mask, owner, tgt_in)
-        self._check_target(tgt_in, tgt_out, src.shape[0], owner)
+        self._check_inputs(src, src_mask, owner, tgt_in, tgt_out)
         memory = self._encode(src, src_mask)                                   # [B, S, D]
-        u, self._tgt_lookup = self._embed(tgt_in, self.tgt_embedding.weight,
-                                          self._positions("tgt"))
+        u, self._tgt_embedding_caches = self._embed(tgt_in, self.tgt_embedding.weight,
+                                                    self._positions("tgt"))    # [B, T, D]
         u = self.tgt_drop.forward(u)                                           # [B, T, D]
         for block in self.decoder:
             u = block.forward(u, memory, src_mask)                             # [B, T, D]
@@ -234,7 +239,7 @@ class Seq2SeqTransformer(EncoderDecoder):
         for block in reversed(list(self.decoder)):
             du, dm = block.backward(du)
             dmemory = dmemory + dm                                             # [B, S, D]
-        self._embed_backward(self.tgt_drop.backward(du), self._tgt_lookup,
+        self._embed_backward(self.tgt_drop.backward(du), self._tgt_embedding_caches,
                              self.tgt_embedding.weight, self._positions("tgt"))
         self._encoder_backward(dmemory)
 
@@ -258,7 +263,7 @@ class Seq2SeqTransformer(EncoderDecoder):
     def decode_step(self, prev_ids, state: DecodingState):
         """prev_ids [B] (bos first) -> (log-probabilities [B, V] of the next token, state):
         one new position through every decoder block, step(tokens, state) for
-        tinylm/beam_search.py."""
+        tinylm/beam_search.py. The state's KV caches grow in place."""
         self._check_prev_ids(prev_ids)
         t = state.caches[0].length
         if t >= self.config.max_len:

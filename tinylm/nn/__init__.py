@@ -16,6 +16,6 @@ from tinylm.nn.parameter import Parameter
 from tinylm.nn.recurrent import GRU, LSTM, RNN
 from tinylm.nn.transformer import MLP, Block
 
-__all__ = ["Block", "CrossAttention", "DecoderBlock", "Dropout", "Embedding", "GELU", "GRU", "KVCache", "LSTM", "LayerNorm",
-           "Linear", "MLP", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "RNN",
+__all__ = ["Block", "CrossAttention", "DecoderBlock", "Dropout", "Embedding", "GELU", "GRU",
+           "KVCache", "LSTM", "LayerNorm", "Linear", "MLP", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "RNN",
            "ReLU", "Sequential", "Sigmoid", "Tanh", "TokenDropout"]
