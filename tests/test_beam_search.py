@@ -402,3 +402,17 @@ def test_greedy_checks_max_len():
 def test_bad_log_probs_are_named(decoder, log_probs, message):
     with pytest.raises(ValueError, match=message):
         decoder(one_row_step(log_probs), None, 1, 3, EOS, max_len=3)
+
+
+def test_the_top_k_selection_is_a_stable_descending_sort_cut_at_k():
+    """_top_in_order partitions instead of sorting all n * V candidates; with many ties
+    and -inf entries it must pick exactly what the full stable sort picks."""
+    from tinylm.beam_search import _top_in_order
+    rng = numpy.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 60))
+        values = rng.integers(0, 4, n).astype(float)
+        values[rng.random(n) < 0.2] = -numpy.inf
+        k = int(rng.integers(1, 70))
+        numpy.testing.assert_array_equal(_top_in_order(values, k),
+                                      numpy.argsort(-values, kind="stable")[:k])

@@ -242,10 +242,21 @@ def _extend_row(here, live: _Live, log_probs, slots: int, eos_id: int) -> list:
     smaller token id, as argmax breaks them."""
     V = log_probs.shape[-1]
     candidates = (live.log_probs[here][:, None] + log_probs).ravel()        # [n * V]
-    order = numpy.argsort(-candidates, kind="stable")[:slots]
+    order = _top_in_order(candidates, slots)
     order = order[candidates[order] > -numpy.inf]
     return [(int(here[i // V]), live.prefixes[here[i // V]] + (int(i % V),),
              float(candidates[i])) for i in order]
+
+
+def _top_in_order(values, k: int):
+    """Indices of the k largest ``values`` [N], largest first, ties in index order: the
+    first k of a stable descending sort, without sorting all N. The k-th largest value is
+    found by partition (O(N)); only the entries >= it, which include every tie, are sorted."""
+    if k >= values.size:
+        return numpy.argsort(-values, kind="stable")
+    kth = numpy.partition(values, values.size - k)[values.size - k]
+    near = numpy.flatnonzero(values >= kth)                                 # ascending
+    return near[numpy.argsort(-values[near], kind="stable")][:k]
 
 
 def _append(live: _Live, row: int, log_prob: float, prefix: tuple) -> None:
