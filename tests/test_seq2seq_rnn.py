@@ -103,6 +103,84 @@ def test_ten_adamw_steps_match_torch_adamw(cell, attention, rng, torch):
     assert max(np.abs(p.data - start[name]).max() for name, p in model.named_parameters()) > 1e-2
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_gradients_twin_and_adamw(cell, rng, torch):
+    """Both stacks, the concatenated keys and the summed initial state: central differences
+    on a few weights of each stack, then the twin's loss, every gradient and 10 AdamW steps."""
+    model, data = tiny(cell, bidirectional=True), batch(rng)
+    src, tgt_in, tgt_out, mask = data
+    model.zero_grad()
+    model.forward(src, tgt_in, tgt_out, src_mask=mask)
+    model.backward()
+    for name in ("encoder.W_x_l0", "reverse_encoder.W_h_l1", "reverse_encoder.b_x_l0", "w_att"):
+        p = dict(model.named_parameters())[name]
+        for i in range(0, p.data.size, max(1, p.data.size // 5)):
+            flat, keep = p.data.reshape(-1), p.data.reshape(-1)[i]
+            flat[i] = keep + 1e-6
+            up = loss_of(model, data)
+            flat[i] = keep - 1e-6
+            down = loss_of(model, data)
+            flat[i] = keep
+            numeric = (up - down) / 2e-6
+            assert abs(numeric - p.grad.reshape(-1)[i]) <= 1e-7 + 1e-5 * abs(numeric), (name, i)
+    twin = seq2seq_twin(torch, model)
+    t_logits, t_loss = twin_seq2seq_loss(torch, twin, "general", src, tgt_in, tgt_out, mask)
+    t_loss.backward()
+    theirs = twin_grads(twin)
+    assert set(theirs) == {name for name, _ in model.named_parameters()}
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, theirs[name], rtol=0, atol=1e-9, err_msg=name)
+    hyper = dict(lr=1e-2, betas=(0.9, 0.98), eps=1e-8)
+    ours = AdamW(decay_groups(model.parameters(), 0.1), **hyper)
+    other = torch.optim.AdamW(decay_groups(twin_parameters(twin), 0.1), **hyper)
+    for _ in range(10):
+        ours.zero_grad()
+        model.forward(src, tgt_in, tgt_out, src_mask=mask)
+        model.backward()
+        ours.step()
+        other.zero_grad()
+        twin_seq2seq_loss(torch, twin, "general", src, tgt_in, tgt_out, mask)[1].backward()
+        other.step()
+    after = twin_arrays(twin)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.data, after[name], rtol=0, atol=1e-9, err_msg=name)
+
+
+def test_bidirectional_keys_read_the_source_both_ways(rng):
+    """The reverse half of a key depends on the tokens after its position, the forward half
+    only on those before; a padded row encodes as it would alone."""
+    model = tiny(bidirectional=True)
+    src = rng.integers(0, 7, (1, 5))
+    changed = src.copy()
+    changed[0, 4] = (src[0, 4] + 1) % 7
+    keys, _ = model._encode(src, None)
+    other, _ = model._encode(changed, None)
+    H = model.config.n_hidden
+    np.testing.assert_array_equal(keys[0, :4, :H], other[0, :4, :H])
+    assert np.abs(keys[0, 0, H:] - other[0, 0, H:]).max() > 1e-6
+    padded = np.concatenate([src, np.zeros((1, 2), dtype=src.dtype)], axis=1)
+    mask = np.arange(7)[None, :] < 5
+    both = np.concatenate([padded, rng.integers(0, 7, (1, 7))])
+    keys_padded, _ = model._encode(both, np.concatenate([mask, np.ones((1, 7), bool)]))
+    np.testing.assert_allclose(keys_padded[0, :5], keys[0], atol=1e-12)
+    np.testing.assert_array_equal(keys_padded[0, 5:], 0.0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_decode_steps_reproduce_teacher_forcing(cell, rng):
+    model, (src, tgt_in, _, mask) = tiny(cell, bidirectional=True), batch(rng)
+    logits, _ = model.forward(src, tgt_in, src_mask=mask)
+    state = model.encode(src, mask)
+    for t in range(tgt_in.shape[1]):
+        log_probs, state = model.decode_step(tgt_in[:, t], state)
+        np.testing.assert_allclose(log_probs, _log_softmax(logits[:, t]), atol=1e-12)
+
+
+def test_bidirectional_refuses_dot_attention():
+    with pytest.raises(ValueError, match="bidirectional.*general"):
+        Seq2SeqRNNConfig(src_vocab=5, tgt_vocab=5, attention="dot", bidirectional=True)
+
+
 def _log_softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))

@@ -1,15 +1,22 @@
 """A recurrent encoder-decoder (sequence-to-sequence) model with Luong attention.
 
 Sizes: B batch rows, S source positions, T target positions, d = n_embd, H = n_hidden,
-L = n_layer, V = tgt_vocab.
+L = n_layer, V = tgt_vocab, K = the width of an encoder state (H, or 2H bidirectional).
 
     encoder:   e_s = E_src[x_s],  k_1..k_S, state_S = RNN_enc(e_1..e_S)      k_s [H] (top layer)
     decoder:   u_t = E_tgt[y_{t-1}],  h_1..h_T = RNN_dec(u_1..u_T; state_S)   teacher forcing
     attention: alpha_t = softmax_s(score(h_t, k_s)),  c_t = sum_s alpha_{t,s} k_s
-               score = h_t^T W_a k_s ("general"), h_t^T k_s ("dot")
-    output:    h~_t = tanh([c_t; h_t] W_c + b_c)      W_c [2H, H]
+               score = h_t^T W_a k_s ("general", W_a [H, K]), h_t^T k_s ("dot", K = H)
+    output:    h~_t = tanh([c_t; h_t] W_c + b_c)      W_c [K + H, H]
                z_t = h~_t W_out + b_out                W_out [H, V]
     ("none":   z_t = h_t W_out + b_out)
+
+Bidirectional encoder (``bidirectional=True``, Bahdanau et al. 2014): a second stack,
+``reverse_encoder``, reads each source from its last real token to its first. Position s
+then has k_s = [k->_s; k<-_s] [2H]: what precedes it and what follows it. The decoder
+starts from the sum of the two stacks' final states (each layer's, and for an LSTM both h
+and c), so no parameter is added there and the gradient of the initial state reaches both
+stacks unchanged. "dot" needs K = H and is refused with a bidirectional encoder.
 
 This is the "global attention" model of Luong, Pham & Manning 2015 (without input feeding:
 the attention comes after the decoder, so all T steps are one batched computation). The
@@ -58,6 +65,7 @@ class Seq2SeqRNNConfig:
     n_layer: int = 1           # L: stacked recurrent layers (encoder and decoder)
     cell: str = "gru"          # "gru" | "lstm"
     attention: str = "general"  # "none" | "dot" | "general"
+    bidirectional: bool = False  # a second encoder stack reads each source right to left
     seed: int = 0              # initial weights
 
     def __post_init__(self):
@@ -68,6 +76,20 @@ class Seq2SeqRNNConfig:
         if self.attention not in ATTENTIONS:
             raise ValueError(f"Seq2SeqRNNConfig.attention={self.attention!r} must be one of "
                              f"{list(ATTENTIONS)}.")
+        if self.bidirectional and self.attention == "dot":
+            raise ValueError("Seq2SeqRNNConfig: attention='dot' compares a decoder state [H] "
+                             "with an encoder state of the same width, but a bidirectional "
+                             "encoder's states are [2H]; use attention='general'.")
+
+    @property
+    def key_width(self) -> int:
+        """K: the width of an encoder state, H or 2H (both directions concatenated)."""
+        return (2 if self.bidirectional else 1) * self.n_hidden
+
+
+def _reversed(steps, xp):
+    """steps [n, ...] in reverse time order, as a contiguous array (for the kernels)."""
+    return xp.ascontiguousarray(steps[::-1])
 
 
 class Seq2SeqRNN(EncoderDecoder):
@@ -75,8 +97,8 @@ class Seq2SeqRNN(EncoderDecoder):
     linear. Parameters (tinylm's input-major layout, y = x W + b):
 
         src_embedding.weight [Vs, d]   encoder.*  (tinylm/nn/recurrent.py)
-        tgt_embedding.weight [V, d]    decoder.*
-        w_att [H, H] ("general")       w_c [2H, H], b_c [H] (unless "none")
+        tgt_embedding.weight [V, d]    decoder.*  reverse_encoder.* (bidirectional)
+        w_att [H, K] ("general")       w_c [K + H, H], b_c [H] (unless "none")
         w_out [H, V], b_out [V]
     """
 
@@ -93,11 +115,14 @@ class Seq2SeqRNN(EncoderDecoder):
         self.encoder = layer(d, H, L, batch_first=False, rng=rng)
         self.tgt_embedding = Embedding(V, d, rng=rng)
         self.decoder = layer(d, H, L, batch_first=False, rng=rng)
+        K = config.key_width
+        if config.bidirectional:
+            self.reverse_encoder = layer(d, H, L, batch_first=False, rng=rng)
         if config.attention == "general":
-            self.w_att = Parameter(init.uniform_fan_in((H, H), H, rng))        # [H, H]
+            self.w_att = Parameter(init.uniform_fan_in((H, K), H, rng))        # [H, K]
         if config.attention != "none":
-            self.w_c = Parameter(init.uniform_fan_in((2 * H, H), 2 * H, rng))  # [2H, H]
-            self.b_c = Parameter(init.uniform_fan_in((H,), 2 * H, rng))        # [H]
+            self.w_c = Parameter(init.uniform_fan_in((K + H, H), K + H, rng))  # [K + H, H]
+            self.b_c = Parameter(init.uniform_fan_in((H,), K + H, rng))        # [H]
         self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))            # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))              # [V]
         self._loss_cache, self._caches = None, None
@@ -116,34 +141,51 @@ class Seq2SeqRNN(EncoderDecoder):
                              "or has an empty row.")
         return [(xp.flatnonzero(lengths == n), int(n)) for n in xp.unique(lengths).tolist()]
 
+    def _stacks(self) -> list:
+        """The encoder stacks: [encoder] or [encoder, reverse_encoder]."""
+        if self.config.bidirectional:
+            return [self.encoder, self.reverse_encoder]
+        return [self.encoder]
+
     def _encode(self, src, src_mask):
-        """src [B, S] -> (keys [B, S, H], final states at each row's length); one encoder
-        forward per length group, whose caches are kept for backward."""
+        """src [B, S] -> (keys [B, S, K], final states at each row's length); one forward of
+        each stack per length group, whose caches are kept for backward. The reverse stack
+        reads the group's positions n-1 .. 0; its outputs are put back in source order."""
         xp = get_array_module(self.b_out.data)
         (B, S), H, E = src.shape, self.config.n_hidden, self.src_embedding.weight.data
-        keys = xp.zeros((B, S, H), dtype=E.dtype)                      # [B, S, H]
+        keys = xp.zeros((B, S, self.config.key_width), dtype=E.dtype)  # [B, S, K]
         finals = [xp.zeros((self.config.n_layer, B, H), dtype=E.dtype)
                   for _ in range(2 if self.config.cell == "lstm" else 1)]
         self._groups = []
         for rows, n in self._length_groups(src_mask, B, S, xp):
             x, lookup = embedding_forward(src[rows, :n].T, E)          # [n, B_n, d]
-            ks, state = self.encoder.forward(x)                        # [n, B_n, H]
-            keys[rows, :n] = ks.transpose(1, 0, 2)
-            for f, s in zip(finals, state if isinstance(state, tuple) else (state,)):
-                f[:, rows] = s
-            self._groups.append((rows, n, lookup, self.encoder._caches))
+            caches = []
+            for i, stack in enumerate(self._stacks()):
+                ks, state = stack.forward(x if i == 0 else _reversed(x, xp))  # [n, B_n, H]
+                ks = ks if i == 0 else ks[::-1]                        # back in source order
+                keys[rows, :n, i * H:(i + 1) * H] = ks.transpose(1, 0, 2)
+                for f, s in zip(finals, state if isinstance(state, tuple) else (state,)):
+                    f[:, rows] += s                                    # the sum of both stacks
+                caches.append(stack._caches)
+            self._groups.append((rows, n, lookup, caches))
         return keys, (tuple(finals) if len(finals) == 2 else finals[0])
 
     def _encoder_backward(self, dkeys, dstate):
-        """dkeys [B, S, H] (or None), dstate like the final state -> parameters' grads."""
+        """dkeys [B, S, K] (or None), dstate like the final state -> parameters' grads.
+        Each stack gets its half of dkeys (the reverse one in its own reading order) and
+        the whole dstate (the initial state was their sum)."""
         xp = get_array_module(dkeys if dkeys is not None else self.b_out.data)
+        H = self.config.n_hidden
         for rows, n, lookup, caches in self._groups:
-            dks = (xp.zeros((n, len(rows), self.config.n_hidden), dtype=self.b_out.dtype)
-                   if dkeys is None else dkeys[rows, :n].transpose(1, 0, 2))  # [n, B_n, H]
             ds = (tuple(d[:, rows] for d in dstate) if isinstance(dstate, tuple)
                   else dstate[:, rows])
-            self.encoder._caches = caches             # this group's forward (one per length)
-            dx, _ = self.encoder.backward(dks, ds)                     # [n, B_n, d]
+            dx = 0.0
+            for i, (stack, cache) in enumerate(zip(self._stacks(), caches)):
+                dks = (xp.zeros((n, len(rows), H), dtype=self.b_out.dtype) if dkeys is None
+                       else dkeys[rows, :n, i * H:(i + 1) * H].transpose(1, 0, 2))  # [n, B_n, H]
+                stack._caches = cache                 # this group's forward (one per length)
+                dxi, _ = stack.backward(dks if i == 0 else _reversed(dks, xp), ds)  # [n, B_n, d]
+                dx = dx + (dxi if i == 0 else dxi[::-1])
             embedding_backward(dx, lookup, dW=self.src_embedding.weight.grad)
 
     def _head(self, h, keys, mask):
@@ -154,7 +196,7 @@ class Seq2SeqRNN(EncoderDecoder):
             return logits, (None, None, None, out_cache)
         W = self.w_att.data if self.config.attention == "general" else None
         context, att_cache = multiplicative_attention_forward(h, keys, keys, W, mask)
-        joined = xp.concatenate([context, h], axis=-1)                 # [B, (T,) 2H]
+        joined = xp.concatenate([context, h], axis=-1)                 # [B, (T,) K + H]
         pre, c_cache = linear_forward(joined, self.w_c.data, self.b_c.data)
         combined = xp.tanh(pre)                                        # [B, (T,) H]
         logits, out_cache = linear_forward(combined, self.w_out.data, self.b_out.data)
@@ -184,7 +226,7 @@ class Seq2SeqRNN(EncoderDecoder):
         self._encoder_backward(dkeys, dstate)                              # dkeys None: "none"
 
     def _head_backward(self, dlogits):
-        """dlogits [B, T, V] -> (dh [B, T, H], dkeys [B, S, H] or None)."""
+        """dlogits [B, T, V] -> (dh [B, T, H], dkeys [B, S, K] or None)."""
         att_cache, c_cache, combined, out_cache = self._caches
         dz_in, dW_out, db_out = linear_backward(dlogits, out_cache)
         self.w_out.accumulate(dW_out)
@@ -192,19 +234,19 @@ class Seq2SeqRNN(EncoderDecoder):
         if att_cache is None:
             return dz_in, None
         dpre = dz_in * (1.0 - combined * combined)                         # tanh'
-        djoined, dW_c, db_c = linear_backward(dpre, c_cache)               # [B, T, 2H]
+        djoined, dW_c, db_c = linear_backward(dpre, c_cache)               # [B, T, K + H]
         self.w_c.accumulate(dW_c)
         self.b_c.accumulate(db_c)
-        H = self.config.n_hidden
-        dq, dk, dv, dW = multiplicative_attention_backward(djoined[..., :H], att_cache)
+        K = self.config.key_width
+        dq, dk, dv, dW = multiplicative_attention_backward(djoined[..., :K], att_cache)
         if dW is not None:
             self.w_att.accumulate(dW)
-        return djoined[..., H:] + dq, dk + dv
+        return djoined[..., K:] + dq, dk + dv
 
     # -- decoding --------------------------------------------------------------------------
     def encode(self, src, src_mask=None):
         """src [B, S] -> the decoding state (decoder state [L, B, H] or a pair of them,
-        keys [B, S, H], src_mask [B, S] or None)."""
+        keys [B, S, K], src_mask [B, S] or None)."""
         self._check_source(src, src_mask, f"{type(self).__name__}.encode")
         keys, state = self._encode(src, src_mask)
         self._loss_cache = None
@@ -224,7 +266,7 @@ class Seq2SeqRNN(EncoderDecoder):
     @staticmethod
     def reorder(state, indices):
         """Select batch rows of a decoding state (beam search's reorder): the decoder state
-        [L, B, H] along axis 1, keys [B, S, H] and the mask [B, S] along axis 0."""
+        [L, B, H] along axis 1, keys [B, S, K] and the mask [B, S] along axis 0."""
         dec_state, keys, mask = state
         xp = get_array_module(keys)
         indices = xp.asarray(indices)

@@ -1,7 +1,10 @@
 """PyTorch twin of tinylm's recurrent encoder-decoder (tinylm/models/seq2seq_rnn.py): torch
 Embeddings, nn.GRU/nn.LSTM (batch_first) and the same Luong attention in torch ops, with the
 weights copied from a tinylm model. A padded source is packed (pack_padded_sequence), so the
-decoder starts from each row's state at its own length, as in tinylm.
+decoder starts from each row's state at its own length, as in tinylm. A bidirectional
+model's reverse stack is a second torch RNN that reads every row reversed within its length
+(not nn.GRU(bidirectional=True), whose upper layers read both directions of the layer below:
+tinylm's two stacks are independent).
 
 Weight mapping: recurrent layers as tinylm/bench/twins/recurrent.py (W_x = weight_ih.T, ...);
 w_att, w_c, w_out are used as they are (input-major, y = x W + b) as plain tensors.
@@ -38,6 +41,9 @@ def seq2seq_twin(torch, model) -> dict:
         table = torch.tensor(state[f"{side}_embedding.weight"])
         twin[f"{side}_embedding"] = torch.nn.Embedding.from_pretrained(table, freeze=False)
     twin["encoder"] = _recurrent_from(torch, kind, model.encoder, "encoder.", state, to)
+    if model.config.bidirectional:
+        twin["reverse_encoder"] = _recurrent_from(torch, kind, model.reverse_encoder,
+                                                  "reverse_encoder.", state, to)
     twin["decoder"] = _recurrent_from(torch, kind, model.decoder, "decoder.", state, to)
     for name in HEAD_NAMES:
         if name in state:
@@ -45,18 +51,44 @@ def seq2seq_twin(torch, model) -> dict:
     return twin
 
 
-def _encode(torch, twin: dict, src, src_mask):
-    """Each row read up to its length (packed), as tinylm's encoder groups rows by length;
-    the keys beyond a row's length are zeros."""
-    x = twin["src_embedding"](torch.as_tensor(src))                              # [B, S, d]
-    if src_mask is None:
-        return twin["encoder"](x)
+def _run_packed(torch, rnn, x, lengths):
+    """x [B, S, d], each row read up to its length (packed) -> (outputs [B, S, H] with
+    zeros beyond a row's length, final state)."""
     rnn_utils = torch.nn.utils.rnn
-    lengths = torch.as_tensor(src_mask).sum(dim=1)
     packed = rnn_utils.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, state = twin["encoder"](packed)
+    out, state = rnn(packed)
     keys, _ = rnn_utils.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     return keys, state
+
+
+def _reverse_rows(torch, x, lengths):
+    """x [B, S, ...] with row b's first lengths[b] positions reversed (padding stays put);
+    its own inverse."""
+    S = x.shape[1]
+    positions = torch.arange(S)[None, :]                                         # [1, S]
+    flipped = lengths[:, None] - 1 - positions                                   # [B, S]
+    index = torch.where(positions < lengths[:, None], flipped, positions)       # [B, S]
+    return torch.gather(x, 1, index[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+def _add_states(a, b):
+    return tuple(x + y for x, y in zip(a, b)) if isinstance(a, tuple) else a + b
+
+
+def _encode(torch, twin: dict, src, src_mask):
+    """Each row read up to its length (packed), as tinylm's encoder groups rows by length;
+    the keys beyond a row's length are zeros. A bidirectional twin also reads every row
+    reversed within its length, concatenates the two outputs and sums the final states."""
+    x = twin["src_embedding"](torch.as_tensor(src))                              # [B, S, d]
+    lengths = (torch.full((x.shape[0],), x.shape[1]) if src_mask is None
+               else torch.as_tensor(src_mask).sum(dim=1))
+    keys, state = _run_packed(torch, twin["encoder"], x, lengths)               # [B, S, H]
+    if "reverse_encoder" not in twin:
+        return keys, state
+    back, back_state = _run_packed(torch, twin["reverse_encoder"],
+                                   _reverse_rows(torch, x, lengths), lengths)
+    keys = torch.cat([keys, _reverse_rows(torch, back, lengths)], dim=-1)        # [B, S, 2H]
+    return keys, _add_states(state, back_state)
 
 
 def twin_seq2seq_loss(torch, twin: dict, attention: str, src, tgt_in, tgt_out,
@@ -99,7 +131,9 @@ def twin_arrays(twin: dict, attribute: str = "data") -> dict:
     arrays = {}
     for side in ("src", "tgt"):
         arrays[f"{side}_embedding.weight"] = get(twin[f"{side}_embedding"].weight)
-    for prefix in ("encoder", "decoder"):
+    for prefix in ("encoder", "reverse_encoder", "decoder"):
+        if prefix not in twin:
+            continue
         rnn = twin[prefix]
         for l in range(rnn.num_layers):
             g = lambda name: get(getattr(rnn, f"{name}_l{l}"))  # noqa: E731
