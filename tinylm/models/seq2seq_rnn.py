@@ -190,9 +190,10 @@ class Seq2SeqRNN(Module):
         logits, out_cache = linear_forward(combined, self.w_out.data, self.b_out.data)
         return logits, (att_cache, c_cache, combined, out_cache)
 
-    def forward(self, src, tgt_in, tgt_out=None, src_mask=None):
+    def forward(self, src, tgt_in, tgt_out=None, src_mask=None, label_smoothing=0.0):
         """src [B, S], tgt_in [B, T] (teacher forcing), tgt_out [B, T] or None (-100 =
-        padding), src_mask [B, S] bool or None -> (logits [B, T, V], mean loss or None)."""
+        padding), src_mask [B, S] bool or None -> (logits [B, T, V], mean loss or None).
+        ``label_smoothing`` eps: the loss against (1 - eps) one-hot + eps / V uniform."""
         owner = f"{type(self).__name__}.forward"
         self._check_source(src, src_mask, owner)
         self._check_target(tgt_in, tgt_out, src.shape[0], owner)
@@ -204,7 +205,8 @@ class Seq2SeqRNN(Module):
         if tgt_out is None:
             self._loss_cache = None
             return logits, None
-        loss, self._loss_cache = cross_entropy_forward(logits, tgt_out, IGNORE_INDEX)
+        loss, self._loss_cache = cross_entropy_forward(logits, tgt_out, IGNORE_INDEX,
+                                                       label_smoothing)
         return logits, loss
 
     def backward(self, dloss=1.0):
