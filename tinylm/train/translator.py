@@ -159,20 +159,15 @@ def evaluate_split(translator: Translator, split: str = "test", beam: int = 1,
 
 
 def cross_attention(model):
-    """The attention weights [B, T, S] of the model's last forward: a model's own
-    ``cross_attention_weights()`` (its last decoder layer, averaged over heads when it
-    gives [B, heads, T, S]), or Seq2SeqRNN's Luong attention alpha."""
-    accessor = getattr(model, "cross_attention_weights", None)
-    if accessor is not None:
-        weights = accessor()
-        weights = weights[-1] if isinstance(weights, (list, tuple)) else weights
-    elif getattr(model.config, "attention", None) == "none":
+    """The attention weights [B, T, S] of the model's last forward: the Transformer's
+    ``attention_maps()`` (one [B, heads, T, S] per decoder block: the last block's, averaged
+    over its heads), or Seq2SeqRNN's Luong attention alpha."""
+    if hasattr(model, "attention_maps"):
+        return to_numpy(model.attention_maps()[-1]).mean(axis=1)
+    if getattr(model.config, "attention", None) == "none":
         raise ValueError("this model has no attention (attention='none'); there is no "
                          "attention to draw.")
-    else:
-        weights = model._caches[0].alpha                          # Seq2SeqRNN's head cache
-    weights = to_numpy(weights)
-    return weights.mean(axis=1) if weights.ndim == 4 else weights
+    return to_numpy(model._caches[0].alpha)                       # Seq2SeqRNN's head cache
 
 
 def attention_of(translator: Translator, sentence: str, beam: int = 1):
