@@ -22,9 +22,15 @@ most 16 tokens per side:
 * ``fra-eng-rnn``: the recurrent attention model on the same data;
 * ``cmn-eng``: Chinese characters -> English words, Transformer.
 
-The measured results and the commands that reproduce them are in the run report of the
-seq2seq pipeline (exact-match accuracy on the held-out test split for the toy tasks,
-sacreBLEU-equal corpus BLEU for translation).
+Measured on two shared CPU cores (TINYLM_DATA_DIR=/work/shared/data):
+
+* ``tinylm train seq2seq --preset date`` -- 1,500 steps in 1.9 min; ``tinylm eval
+  runs/date --split test``: exact match 100.00 % (4,885 of 4,885), greedy and beam 5.
+* ``tinylm train seq2seq --preset addition`` -- 3,000 steps in 8.2 min: exact match
+  40.89 % (1,805 of 4,414) on the test split, short of the 99.5 % aimed at; addition
+  needs many more steps (``--resume --max-steps N`` continues a run).
+* ``fra-eng``, ``fra-eng-rnn``, ``cmn-eng``: not yet measured; their settings are first
+  guesses (the Transformer family landed separately).
 """
 
 _TOY = {"src_scheme": "chars", "tgt_scheme": "chars", "max_tokens": 32,
