@@ -56,7 +56,9 @@ The pipeline, in order:
                           "sha256"}), "rng" (dropout generators)}
 
 The run stops at ``max_steps`` or after ``max_minutes`` of training, whichever comes first
-(0 minutes: no time limit); the wall time is recorded. Training is float32.
+(0 minutes: no time limit); both count the whole run, a resumed part included (``--resume
+--max-minutes 20`` on a run that trained 8 minutes trains 12 more). The wall time is
+recorded. Training is float32.
 """
 
 from __future__ import annotations
