@@ -3,7 +3,9 @@
     tinylm train MODEL [--preset NAME] [--key value ...]   train a language model
     tinylm generate CHECKPOINT [--prompt ...]              sample text from a checkpoint
     tinylm eval CHECKPOINT                                 validation / test loss and perplexity
-                                                           (word vectors: the three evaluations)
+                                                           (word vectors: the three evaluations;
+                                                           seq2seq: BLEU or exact match)
+    tinylm translate RUN SENTENCE [--beam K]               translate with a seq2seq run
     tinylm similar RUN WORD                                nearest words by cosine (embeddings)
     tinylm analogy RUN A B C                               A is to B as C is to ? (embeddings)
     tinylm gradcheck                                       the library's own gradient checks
@@ -23,6 +25,7 @@ COMMANDS = {
     "train": "tinylm.commands.train",
     "generate": "tinylm.commands.generate",
     "eval": "tinylm.commands.eval",
+    "translate": "tinylm.commands.translate",
     "similar": "tinylm.commands.similar",
     "analogy": "tinylm.commands.analogy",
     "gradcheck": "tinylm.commands.gradcheck",

@@ -52,15 +52,16 @@ def probability(text: str) -> float:
     return value
 
 
-def model_overrides(items) -> dict:
-    """``--model KEY=VALUE`` items -> {key: value} (values parsed as JSON where they can be)."""
+def model_overrides(items, flag: str = "--model") -> dict:
+    """``--model KEY=VALUE`` items (or those of another ``flag``) -> {key: value} (values
+    parsed as JSON where they can be)."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--model expects KEY=VALUE (e.g. --model n_hidden=256), got "
+            raise ValueError(f"{flag} expects KEY=VALUE (e.g. {flag} n_hidden=256), got "
                              f"{item!r}.")
-        if key == "vocab_size":
+        if key == "vocab_size" and flag == "--model":
             raise ValueError("--model vocab_size cannot be set: the vocabulary size comes from "
                              "the tokenizer built on the data (see --tokenizer, --min-freq).")
         overrides[key] = _json_or_text(value)

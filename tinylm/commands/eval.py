@@ -1,6 +1,9 @@
 """``tinylm eval CHECKPOINT [--split val|test]``: loss and perplexity on a held-out split,
 of the data the run was trained on (checked by name and sha256), encoded with the run's own
-tokenizer. For a word-embedding run: the analogy and word-similarity evaluations."""
+tokenizer. For a word-embedding run: the analogy and word-similarity evaluations. For a
+seq2seq run (``tinylm train seq2seq``): exact-match accuracy (toy tasks) or corpus BLEU
+(translation) of its translations of the split, greedy or ``--beam K``, of the first
+``--limit N`` pairs (default: all)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from tinylm.commands.arguments import positive_int
 from tinylm.evaluate import evaluate_lm
 from tinylm.embeddings.evaluation import evaluate_all
 from tinylm.train.embedding_run import is_embedding_run, load_word_vectors
-from tinylm.train.restore import load_trained, read_run_metadata
+from tinylm.train.restore import SEQ2SEQ_MODEL, load_trained, read_run_metadata
+from tinylm.train.translator import evaluate_split, load_translator
 from tinylm.train.setup import prepare_data
 
 
@@ -22,12 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--beam", type=positive_int, default=None,
+                        help="seq2seq: beam width (default 1, greedy)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="seq2seq: score the first N pairs of the split only")
 
 
 def run(args) -> int:
     """Print the split's loss (nats/token) and perplexity; for a word-embedding run, its
     analogy accuracy and word-similarity correlations instead."""
-    if is_embedding_run(read_run_metadata(args.checkpoint)):
+    meta = read_run_metadata(args.checkpoint)
+    if meta["model"] == SEQ2SEQ_MODEL:
+        return _evaluate_translations(args)
+    if args.beam is not None or args.limit is not None:
+        raise ValueError("--beam and --limit apply to seq2seq runs; this is a "
+                         f"{meta['model']!r} run.")
+    if is_embedding_run(meta):
         return _evaluate_vectors(args)
     model, tokenizer, cfg = load_trained(args.checkpoint, args.device, same_data=True)
     data = prepare_data(cfg, tokenizer)
@@ -57,6 +71,25 @@ def _evaluate_vectors(args) -> int:
     for name in ("wordsim353", "simlex999"):
         print(f"{name}: Spearman {_score(r[name])} over {r[f'{name}_pairs']} pairs in the "
               f"vocabulary (coverage {r[f'{name}_coverage']:.1%})")
+    return 0
+
+
+def _evaluate_translations(args) -> int:
+    """Exact match or BLEU of the run's translations of the split (tinylm/train/translator.py)."""
+    if args.batch_size is not None or args.device != "cpu":
+        raise ValueError("--batch-size and --device apply to language models; a seq2seq run "
+                         "is evaluated on the CPU in groups of 256 sentences.")
+    beam = args.beam or 1
+    r = evaluate_split(load_translator(args.checkpoint, same_data=True), args.split, beam,
+                       limit=args.limit or 0)
+    decoding = "greedy" if beam == 1 else f"beam {beam}"
+    if r["metric"] == "exact":
+        correct = round(r["score"] * r["pairs"])
+        print(f"{args.split}: exact match {100 * r['score']:.2f} % ({correct:,} of "
+              f"{r['pairs']:,} answers), {decoding}")
+    else:
+        print(f"{args.split}: BLEU {r['score']:.2f} over {r['pairs']:,} sentences, {decoding} "
+              f"({r['bleu']})")
     return 0
 
 

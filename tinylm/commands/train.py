@@ -6,7 +6,9 @@ rule as it is parsed; ``--model`` sets a field of the model's configuration (``-
 n_hidden=256``). With ``--resume`` the run continues from ``OUT_DIR/ckpt`` with the
 configuration stored there (flags still override, e.g. a larger ``--max-iters``). A folder
 that already holds a checkpoint is never overwritten by a fresh run unless ``--overwrite``
-says so.
+says so. ``tinylm train word2vec|glove`` and ``tinylm train seq2seq`` (with its own
+``--setting``, ``--max-steps`` and ``--max-minutes``) are dispatched to
+tinylm/commands/embedding_train.py and tinylm/commands/seq2seq_train.py.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import time
 from pathlib import Path
 
 from tinylm.checkpoint import checkpoint_exists
-from tinylm.commands.arguments import model_overrides, refuse_to_replace
+from tinylm.commands.arguments import (model_overrides, nonnegative_float, nonnegative_int,
+                                      refuse_to_replace)
 from tinylm.embeddings.registry import EMBEDDING_FAMILIES
 from tinylm.models import MODEL_REGISTRY
 from tinylm.train.config import RULES, TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME, fit_counts, train
 from tinylm.train.presets import get_preset
-from tinylm.train.restore import check_same_data, read_run_metadata, run_tokenizer
+from tinylm.train.restore import (SEQ2SEQ_MODEL, check_same_data, read_run_metadata,
+                                  run_tokenizer)
 from tinylm.train.setup import (build_model, data_provenance, prepare_data,
                                 with_training_window)
 
@@ -54,8 +58,10 @@ def _flag_type(name: str, parse):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The model family, ``--preset``, ``--model``, ``--resume``/``--overwrite`` and one flag
     per TrainConfig field, each checked against its rule as it is parsed."""
-    parser.add_argument("model", choices=sorted({*MODEL_REGISTRY, *EMBEDDING_FAMILIES}),
-                        help="model family (word2vec and glove train word embeddings)")
+    parser.add_argument("model", choices=sorted({*MODEL_REGISTRY, *EMBEDDING_FAMILIES,
+                                                 SEQ2SEQ_MODEL}),
+                        help="model family (word2vec and glove train word embeddings, "
+                             "seq2seq an encoder-decoder)")
     parser.add_argument("--preset", help="a named configuration (see tinylm/train/presets/)")
     parser.add_argument("--model", dest="model_overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a model configuration field")
@@ -64,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--overwrite", action="store_true",
                        help="start afresh even though OUT_DIR holds a checkpoint (replacing it "
                             "at the first evaluation)")
+    seq2seq = parser.add_argument_group("seq2seq only")
+    seq2seq.add_argument("--setting", dest="settings", action="append", default=[],
+                         metavar="KEY=VALUE", help="override a seq2seq run setting")
+    seq2seq.add_argument("--max-steps", type=nonnegative_int, default=None,
+                         help="stop after this many optimizer steps")
+    seq2seq.add_argument("--max-minutes", type=nonnegative_float, default=None,
+                         help="stop after this many minutes of training (0: no limit)")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default_type = int if field.default is None else type(field.default)   # block_size
@@ -132,9 +145,21 @@ def resolve_configs(args) -> tuple[TrainConfig, dict, dict | None]:
     return TrainConfig.from_dict({**train_values, **flags}), model_config, None
 
 
+def _refuse_seq2seq_flags(args) -> None:
+    given = [flag for flag, value in (("--setting", args.settings), ("--max-steps",
+             args.max_steps), ("--max-minutes", args.max_minutes)) if value]
+    if given:
+        raise ValueError(f"{given[0]} applies to `tinylm train seq2seq` only; for "
+                         f"{args.model} use --max-iters and the training flags.")
+
+
 def run(args) -> int:
     """Train (or, for a count-based model, fit) and write the checkpoint and plot. Everything
     is checked (settings, data, model, training window) before anything is written."""
+    if args.model == SEQ2SEQ_MODEL:
+        from tinylm.commands.seq2seq_train import run_seq2seq_training
+        return run_seq2seq_training(args, _flag_values(args))
+    _refuse_seq2seq_flags(args)
     if args.model in EMBEDDING_FAMILIES:
         from tinylm.commands.embedding_train import run_embedding_training
         return run_embedding_training(args, _flag_values(args))

@@ -40,3 +40,27 @@ def plot_history(run, path, title: str = "training") -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_attention(weights, source_tokens, output_tokens, path, title: str = "attention") -> Path:
+    """A heatmap of attention weights [T, S]: row t (an output token) shows how much the
+    decoder looked at each source token (column s) while predicting it; rows sum to 1."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    T, S = weights.shape
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * S + 2), max(3.0, 0.4 * T + 1.5)))
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(S), source_tokens, rotation=60, ha="right")
+    ax.set_yticks(range(T), output_tokens)
+    ax.set_xlabel("source token (as the encoder read it)")
+    ax.set_ylabel("output token")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

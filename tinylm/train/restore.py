@@ -27,6 +27,7 @@ from tinylm.train.config import TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME
 from tinylm.train.setup import data_provenance
 
+SEQ2SEQ_MODEL = "seq2seq"       # the "model" of a seq2seq run (tinylm/train/seq2seq_run.py)
 _REQUIRED = {"model": str, "model_config": dict, "train_config": dict, "run": dict,
              "provenance": dict}
 
@@ -46,7 +47,7 @@ def _check_fields(meta: dict, where: Path) -> None:
             raise CheckpointError(f"{where}: the field {key!r} must be a JSON "
                                   f"{'object' if kind is dict else 'string'}, found "
                                   f"{type(meta[key]).__name__} {meta[key]!r:.60}.")
-    known = {*MODEL_REGISTRY, *EMBEDDING_FAMILIES}
+    known = {*MODEL_REGISTRY, *EMBEDDING_FAMILIES, SEQ2SEQ_MODEL}
     if meta["model"] not in known:
         raise CheckpointError(f"{where}: model family {meta['model']!r} is unknown; known "
                               f"families: {sorted(known)}.")
@@ -121,6 +122,9 @@ def load_trained(checkpoint, device: str = "cpu", same_data: bool = False):
         raise CheckpointError(f"{where} holds {meta['model']} word vectors, not a language "
                               "model: there is nothing to sample or score text with. Use "
                               "`tinylm similar`, `tinylm analogy` or `tinylm eval` on it.")
+    if meta["model"] == SEQ2SEQ_MODEL:
+        raise CheckpointError(f"{where} holds a sequence-to-sequence model, not a language "
+                              "model; use `tinylm translate` or `tinylm eval` on it.")
     cfg = TrainConfig.from_dict(meta["train_config"])
     if same_data:
         check_same_data(meta, cfg.dataset)
