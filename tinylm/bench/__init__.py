@@ -17,6 +17,7 @@ BENCHMARKS = {
     "lstm": "tinylm.bench.lstm",
     "gpt": "tinylm.bench.gpt",
     "seq2seq": "tinylm.bench.seq2seq",
+    "seq2seq-twin": "tinylm.bench.seq2seq_twin",
     "word2vec": "tinylm.bench.word2vec",
 }
 

@@ -334,25 +334,23 @@ class Seq2SeqHistory:
     stopped_by: str = ""
 
 
-class _Run:
-    """The state a training run carries between steps."""
+class PairBatches:
+    """A run's encoded training and validation pairs, and the batch of every step: batch
+    step mod n of epoch step // n (n batches per epoch), the same for any model that trains
+    on the run (a PyTorch twin included)."""
 
-    def __init__(self, settings, model, data: PairData, history: Seq2SeqHistory):
-        self.settings, self.model, self.data, self.history = settings, model, data, history
-        self.optimizer = AdamW(decay_groups(model.parameters(), settings.weight_decay),
-                               lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                               weight_decay=settings.weight_decay)
+    def __init__(self, settings: Seq2SeqSettings, data: PairData):
+        self.settings = settings
         self.src, self.tgt = encode_pairs(data.train, data, settings.reverse_source)
         self.src_len = [len(s) for s in self.src]
         self.tgt_len = [len(t) for t in self.tgt]
         self.steps_per_epoch = len(training_batches(self.src_len, self.tgt_len,
                                                     settings.token_budget, settings.seed, 0))
         self.valid = encode_pairs(data.valid, data, settings.reverse_source)
-        self.best_state = model.state_dict()
         self._epoch, self._batches = None, None
 
     def batch_at(self, step: int):
-        """The batch of step ``step``: batch step mod n of epoch step // n."""
+        """The PairBatch of step ``step``."""
         epoch, index = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
@@ -361,9 +359,29 @@ class _Run:
                                              epoch)
         return padded_batch(self.src, self.tgt, self._batches[index])
 
+    def validation_batches(self) -> list:
+        """The validation split as PairBatches, sorted by length."""
+        src, tgt = self.valid
+        return [padded_batch(src, tgt, indices)
+                for indices in evaluation_batches([len(s) for s in src], [len(t) for t in tgt],
+                                                  self.settings.token_budget)]
+
+
+class _Run:
+    """The state a training run carries between steps."""
+
+    def __init__(self, settings, model, data: PairData, history: Seq2SeqHistory):
+        self.settings, self.model, self.data, self.history = settings, model, data, history
+        self.optimizer = AdamW(decay_groups(model.parameters(), settings.weight_decay),
+                               lr=settings.lr, betas=settings.betas, eps=settings.eps,
+                               weight_decay=settings.weight_decay)
+        self.batches = PairBatches(settings, data)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.best_state = model.state_dict()
+
     def train_step(self, step: int) -> float:
         """One AdamW step on the batch of ``step``; returns its (smoothed) loss."""
-        b = self.batch_at(step)
+        b = self.batches.batch_at(step)
         self.optimizer.lr = lr_at(step, self.settings)
         _, loss = self.model.forward(b.src, b.tgt_in, b.tgt_out, b.src_mask,
                                      label_smoothing=self.settings.label_smoothing)
@@ -381,12 +399,9 @@ class _Run:
 
     def validation_loss(self) -> float:
         """Mean cross-entropy per target token (eos included) over the validation split."""
-        src, tgt = self.valid
         total, count = 0.0, 0
         self.model.eval()
-        for indices in evaluation_batches([len(s) for s in src], [len(t) for t in tgt],
-                                          self.settings.token_budget):
-            b = padded_batch(src, tgt, indices)
+        for b in self.batches.validation_batches():
             _, loss = self.model.forward(b.src, b.tgt_in, b.tgt_out, b.src_mask)
             tokens = int((b.tgt_out != -100).sum())
             total, count = total + float(to_numpy(loss)) * tokens, count + tokens
