@@ -54,3 +54,16 @@ def test_pad_pairs_shifts_the_target_and_masks_the_padding():
 def test_bad_input_is_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_source_only_split_keeps_equal_questions_together_but_not_equal_answers():
+    pairs = [(f"{a}+{b}", str(a + b)) for a in range(30) for b in range(30)]
+    pairs += pairs[:50]                                         # repeated questions
+    train, valid, test = split_pairs(pairs, 0.1, 0.1, connect_targets=False)
+    questions = [{q for q, _ in part} for part in (train, valid, test)]
+    assert not (questions[0] & questions[2]) and not (questions[0] & questions[1])
+    answers = [{a for _, a in part} for part in (train, test)]
+    assert answers[0] & answers[1]                              # "20" is in both
+    assert 0.05 < len(test) / len(pairs) < 0.15
+    joined = split_pairs(pairs, 0.1, 0.1)                       # targets connect: one blob
+    assert {a for _, a in joined[0]}.isdisjoint({a for _, a in joined[2]})

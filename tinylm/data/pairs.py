@@ -91,10 +91,11 @@ def load_pairs(name: str, reverse: bool = False) -> list[tuple[str, str]]:
     return [(t, s) for s, t in pairs] if reverse else pairs
 
 
-def _components(pairs) -> list[int]:
-    """For each pair, a name of its connected component (pairs sharing a source or a target
-    sentence are connected; union-find with path halving): the component's smallest source
-    sentence, so that the name does not depend on the order of the pairs."""
+def _components(pairs, connect_targets: bool = True) -> list[int]:
+    """For each pair, a name of its connected component (pairs sharing a source, or with
+    ``connect_targets`` a target sentence, are connected; union-find with path halving): the
+    component's smallest source sentence, so that the name does not depend on the order of
+    the pairs."""
     parent: dict = {}
 
     def find(x):
@@ -105,7 +106,7 @@ def _components(pairs) -> list[int]:
         return x
 
     for source, target in pairs:
-        a, b = find(("s", source)), find(("t", target))
+        a, b = find(("s", source)), find(("t", target) if connect_targets else ("s", source))
         if a != b:
             parent[a] = b
     roots = [find(("s", source)) for source, _ in pairs]
@@ -122,18 +123,23 @@ def _bucket(key) -> float:
     return int.from_bytes(digest[:8], "big") / 2 ** 64
 
 
-def split_pairs(pairs, valid_fraction: float = 0.05, test_fraction: float = 0.05):
+def split_pairs(pairs, valid_fraction: float = 0.05, test_fraction: float = 0.05,
+                connect_targets: bool = True):
     """-> (train, valid, test) lists of pairs, no sentence in two of them (module docstring).
 
     Each connected component goes to test when its hash is below ``test_fraction``, to
-    valid when below ``test_fraction + valid_fraction``, else to train.
+    valid when below ``test_fraction + valid_fraction``, else to train. With
+    ``connect_targets=False`` only pairs with the same source are kept together: for the toy
+    tasks, whose answers repeat by nature ("91" answers 91 different additions), joining
+    equal targets would put every question with a given answer into one split, so that no
+    test answer has ever been produced in training.
     """
     if not (0.0 <= valid_fraction < 1.0 and 0.0 < test_fraction < 1.0
             and valid_fraction + test_fraction < 1.0):
         raise ValueError(f"valid_fraction={valid_fraction} and test_fraction={test_fraction} "
                          "must be fractions (test > 0) that leave something to train on.")
     splits = ([], [], [])
-    for pair, component in zip(pairs, _components(pairs)):
+    for pair, component in zip(pairs, _components(pairs, connect_targets)):
         u = _bucket(component)
         index = 2 if u < test_fraction else 1 if u < test_fraction + valid_fraction else 0
         splits[index].append(pair)

@@ -12,10 +12,12 @@ The pipeline, in order:
    (counted in that side's scheme, before any vocabulary) are dropped -- from every split,
    since the filter runs before the split; a translation asked of the model later must fit
    the same limit (``tinylm translate`` names it).
-3. **Split.** ``split_pairs(pairs, valid_fraction, test_fraction)``: fixed fractions of
-   whole connected components (no sentence in two splits, independent of any seed). The
-   presets use 5 % / 10 % for the toy tasks (about 2,400 / 4,400 pairs), 1 % / 2 % for
-   fra-eng (about 1,700 / 3,300) and 3 % / 6 % for cmn-eng.
+3. **Split.** ``split_pairs(pairs, valid_fraction, test_fraction, connect_targets)``: fixed
+   fractions of whole connected components (independent of any seed). For translation
+   (``keep_together="source_or_target"``) no source and no target sentence is in two
+   splits; for the toy tasks (``keep_together="source"``) no question is, while answers,
+   which repeat by nature, may. The presets use 5 % / 10 % for the toy tasks (about 2,500
+   / 5,000 pairs), 1 % / 2 % for fra-eng (about 1,700 / 3,200) and 3 % / 6 % for cmn-eng.
 4. **Vocabularies.** One per side, from the training split only, tokens seen at least
    ``min_count`` times (tinylm/data/pair_tokens.py). ``reverse_source`` feeds each source
    backwards (x_S .. x_1), the trick of Sutskever et al. 2014 that deep-learning-from-
@@ -86,6 +88,7 @@ from tinylm.typed_config import config_from_dict
 FAMILIES = {"rnn": "tinylm.models.seq2seq_rnn:Seq2SeqRNN",
             "transformer": "tinylm.models.seq2seq_transformer:Seq2SeqTransformer"}
 LR_SCHEDULES = ("inverse_sqrt", "cosine", "constant")
+KEEP_TOGETHER = ("source_or_target", "source")
 
 
 @dataclasses.dataclass
@@ -101,6 +104,7 @@ class Seq2SeqSettings:
     max_tokens: int = 50                 # pairs longer on either side are dropped (0: none)
     valid_fraction: float = 0.05
     test_fraction: float = 0.1
+    keep_together: str = "source_or_target"   # pairs sharing this stay in one split
     reverse_source: bool = False         # feed the source backwards
     # model and optimisation
     family: str = "rnn"                  # "rnn" | "transformer"
@@ -138,6 +142,8 @@ class Seq2SeqSettings:
                                       f"{sorted(FAMILIES)}"),
             (self.lr_schedule in LR_SCHEDULES,
              f"lr_schedule={self.lr_schedule!r} must be one of {LR_SCHEDULES}"),
+            (self.keep_together in KEEP_TOGETHER,
+             f"keep_together={self.keep_together!r} must be one of {KEEP_TOGETHER}"),
             (self.min_count >= 1, f"min_count={self.min_count} must be >= 1"),
             (self.max_tokens >= 0, f"max_tokens={self.max_tokens} must be >= 0 (0: no filter)"),
             (self.token_budget >= 3, f"token_budget={self.token_budget} must be >= 3"),
@@ -193,7 +199,8 @@ def prepare_pairs(settings: Seq2SeqSettings, vocabularies=None, pairs=None) -> P
     if not kept:
         raise ValueError(f"no pair of {settings.dataset!r} has at most max_tokens="
                          f"{settings.max_tokens} tokens per side; raise max_tokens.")
-    train, valid, test = split_pairs(kept, settings.valid_fraction, settings.test_fraction)
+    train, valid, test = split_pairs(kept, settings.valid_fraction, settings.test_fraction,
+                                     connect_targets=settings.keep_together != "source")
     if not valid:
         raise ValueError(f"valid_fraction={settings.valid_fraction} leaves no validation "
                          "pairs; the run needs some to keep its best parameters.")

@@ -37,7 +37,7 @@ Measured on two shared CPU cores (TINYLM_DATA_DIR=/work/shared/data):
 """
 
 _TOY = {"src_scheme": "chars", "tgt_scheme": "chars", "max_tokens": 32,
-        "valid_fraction": 0.05, "test_fraction": 0.1, "family": "rnn", "token_budget": 1536,
+        "valid_fraction": 0.05, "test_fraction": 0.1, "keep_together": "source", "family": "rnn", "token_budget": 1536,
         "lr": 3e-3, "betas": (0.9, 0.999), "eps": 1e-8, "grad_clip": 5.0,
         "lr_schedule": "cosine", "warmup_steps": 50, "min_lr": 1e-4, "eval_interval": 500}
 _TOY_RNN = {"n_embd": 32, "n_hidden": 128, "n_layer": 1, "cell": "gru", "attention": "general"}
