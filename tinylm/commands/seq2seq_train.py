@@ -26,8 +26,8 @@ from tinylm.train.seq2seq_run import Seq2SeqSettings, seq2seq_settings, train_se
 
 SETTING_NAMES = {f.name for f in dataclasses.fields(Seq2SeqSettings)}
 FIXED_ON_RESUME = ("dataset", "reverse_pairs", "src_scheme", "tgt_scheme", "min_count",
-                   "max_tokens", "valid_fraction", "test_fraction", "reverse_source", "family",
-                   "token_budget", "seed")
+                   "max_tokens", "valid_fraction", "test_fraction", "keep_together",
+                   "reverse_source", "family", "token_budget", "seed")
 
 
 def _setting_values(args, flags: dict) -> dict:

@@ -59,7 +59,7 @@ _TRANSFORMER = {"n_embd": 256, "n_head": 4, "n_enc_layer": 3, "n_dec_layer": 3, 
                 "dropout": 0.1}
 
 PRESETS = {
-    "addition": _addition("addition", "general", True, 3000),
+    "addition": _addition("addition", "general", True, 8000),
     "addition-plain": _addition("addition-plain", "general", False, 3000),
     "addition-no-attention": _addition("addition-no-attention", "none", True, 3000),
     "date": {"model": "seq2seq", "model_config": dict(_TOY_RNN),
