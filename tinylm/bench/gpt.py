@@ -37,8 +37,8 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, default_rng
-from tinylm.bench.harness import (Side, Worker, compare, default_threads, fixed_batch,
-                                   torch_sides)
+from tinylm.bench.harness import (Side, Worker, add_timing_arguments, compare,
+                                   default_threads, fixed_batch, torch_sides)
 from tinylm.bench.twins.gpt import gpt_twin
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.optim import AdamW, decay_groups
@@ -55,14 +55,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--block", type=int, default=64, help="context length (T)")
     parser.add_argument("--batch", type=int, default=12, help="sequences per batch (B)")
     parser.add_argument("--vocab", type=int, default=65)
-    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (best is kept)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for numba, OpenBLAS and torch (default: numba's count)")
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
-    parser.add_argument("--profile", action="store_true",
-                        help="split tinylm's step into phases and list cProfile's top functions")
+    add_timing_arguments(parser)
     parser.add_argument("--generate", type=int, default=0, metavar="N",
                         help="also time generating N tokens with and without the KV cache")
     parser.add_argument("--train", metavar="PRESET", default=None,

@@ -54,6 +54,20 @@ class Side:
     ready: dict = dataclasses.field(default_factory=dict)
 
 
+def add_timing_arguments(parser) -> None:
+    """The flags every training-step benchmark shares: rounds, dtype, threads, the
+    comparison column and the profile."""
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (best is kept)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for numba, OpenBLAS and torch (default: numba's count)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile tinylm's step: its phases (and cProfile's top functions "
+                             "where the benchmark lists them)")
+
+
 def default_threads() -> int:
     """numba's thread count (all cores unless NUMBA_NUM_THREADS says otherwise)."""
     if NUMBA_AVAILABLE:

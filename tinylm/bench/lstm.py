@@ -25,8 +25,8 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR
-from tinylm.bench.harness import (Side, compare, default_threads, fixed_batch, timed_steps,
-                                   torch_sides)
+from tinylm.bench.harness import (Side, add_timing_arguments, compare, default_threads,
+                                   fixed_batch, timed_steps, torch_sides)
 from tinylm.bench.twins.recurrent import recurrent_lm_twin, twin_lm_loss, twin_parameters
 from tinylm.models.rnn_lm import LSTMLM, RecurrentLMConfig
 from tinylm.optim import AdamW
@@ -42,14 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--block", type=int, default=64, help="time steps per sequence (T)")
     parser.add_argument("--batch", type=int, default=32, help="sequences per batch (B)")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (best is kept)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for numba and torch (default: numba's count)")
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
-    parser.add_argument("--profile", action="store_true",
-                        help="split tinylm's step into forward / backward / optimizer")
+    add_timing_arguments(parser)
 
 
 def tinylm_step_fn(config: dict, idx, targets):

@@ -33,7 +33,8 @@ import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, default_rng
 from tinylm.bench.gpt import _profile_top, tinylm_step_fn
-from tinylm.bench.harness import Side, compare, default_threads, torch_sides
+from tinylm.bench.harness import (Side, add_timing_arguments, compare, default_threads,
+                                   torch_sides)
 from tinylm.bench.twins.seq2seq_transformer import seq2seq_transformer_twin
 from tinylm.models.seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
 from tinylm.optim import AdamW, decay_groups
@@ -54,14 +55,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, default=64, help="sentence pairs per batch")
     parser.add_argument("--src-len", type=int, default=12, help="source positions (S)")
     parser.add_argument("--tgt-len", type=int, default=11, help="target positions (T)")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (best is kept)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for numba, OpenBLAS and torch (default: numba's count)")
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch twin")
-    parser.add_argument("--profile", action="store_true",
-                        help="split tinylm's step into phases and list cProfile's top functions")
+    add_timing_arguments(parser)
     parser.add_argument("--beam-sentences", type=int, default=16, metavar="N",
                         help="also time beam search over N sentences (0: skip)")
     parser.add_argument("--beam-width", type=int, default=5)

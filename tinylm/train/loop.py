@@ -145,6 +145,14 @@ def _evaluate(model, cfg, val_ids, xp, run: RunState, log):
         f"val ppl {result['perplexity']:.2f}")
 
 
+def interrupted(iteration: int, evals: list, out_dir) -> KeyboardInterrupt:
+    """The Ctrl-C a run re-raises: where it stopped, and which checkpoint is intact."""
+    saved = evals[-1]["iter"] if evals else None
+    return KeyboardInterrupt(f"interrupted at step {iteration}; " + (
+        f"the checkpoint of step {saved} in {out_dir} is intact: continue with --resume."
+        if saved is not None else "no checkpoint was written."))
+
+
 def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
           log=print, provenance: dict | None = None) -> RunState:
     """Train ``model`` in place according to ``cfg``; returns the run's history.
@@ -182,10 +190,7 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
             if bar is not None:
                 _show_step(bar, it, loss, cfg)
     except KeyboardInterrupt:
-        saved = run.evals[-1]["iter"] if run.evals else None
-        raise KeyboardInterrupt(f"interrupted at step {run.iteration}; " + (
-            f"the checkpoint of step {saved} in {out_dir} is intact: continue with --resume."
-            if saved is not None else "no checkpoint was written.")) from None
+        raise interrupted(run.iteration, run.evals, out_dir) from None
     finally:
         if bar is not None:
             bar.close()

@@ -34,12 +34,7 @@ def plot_history(run, path, title: str = "training") -> Path:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_attention(weights, source_tokens, output_tokens, path, title: str = "attention") -> Path:
@@ -58,6 +53,13 @@ def plot_attention(weights, source_tokens, output_tokens, path, title: str = "at
     ax.set_ylabel("output token")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (its folder created) and close it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

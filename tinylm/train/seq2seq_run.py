@@ -79,7 +79,7 @@ from tinylm.data.pair_tokens import (BOS_ID, EOS_ID, PAD_ID, SCHEMES, SideVocabu
                                      tokens_of)
 from tinylm.data.pairs import TOY_TASKS, TRANSLATION, load_pairs, pad_pairs, split_pairs
 from tinylm.optim import AdamW, clip_grad_norm, decay_groups, warmup_cosine
-from tinylm.train.loop import CHECKPOINT_NAME, NonFiniteLossError
+from tinylm.train.loop import CHECKPOINT_NAME, NonFiniteLossError, interrupted
 from tinylm.train.plot import plot_history
 from tinylm.train.restore import SEQ2SEQ_MODEL
 from tinylm.train.setup import data_provenance
@@ -523,10 +523,7 @@ def _train_steps(run: _Run, log) -> None:
             h.elapsed_s = time.perf_counter() - started
             save_seq2seq_run(run)
     except KeyboardInterrupt:
-        saved = h.evals[-1]["iter"] if h.evals else None
-        raise KeyboardInterrupt(f"interrupted at step {h.iteration}; " + (
-            f"the checkpoint of step {saved} in {s.out_dir} is intact: continue with --resume."
-            if saved is not None else "no checkpoint was written.")) from None
+        raise interrupted(h.iteration, h.evals, s.out_dir) from None
     finally:
         if bar is not None:
             bar.close()
