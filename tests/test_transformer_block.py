@@ -81,3 +81,38 @@ def test_encoder_block_module_equals_the_functional_block(rng, assert_rel_close)
     for (name, p), grad in zip(block.named_parameters(), grads[1:]):
         assert_rel_close(p.grad, grad, 1e-13, name)
     assert not np.allclose(out[1], Block(D, H, seed=3).to(dtype=np.float64).forward(x)[1])
+
+
+@pytest.mark.parametrize("causal, padded", [(True, False), (False, True)])
+def test_attention_residual_backward_matches_central_differences(causal, padded, rng):
+    """attention_residual_backward, the encoder's (not causal, padding keys masked) and the
+    decoder's (causal) use of it, against float64 central differences."""
+    from tinylm.gradcheck import check_gradients
+    D = 6
+    x = rng.standard_normal((2, 4, D))
+    keys = np.array([[True] * 4, [True, True, True, False]])
+    mask = keys[:, None, None, :] if padded else None
+    inputs = {"x": x, "ln_w": 1 + 0.1 * rng.standard_normal(D),
+              "ln_b": 0.1 * rng.standard_normal(D),
+              "c_attn_w": 0.5 * rng.standard_normal((D, 3 * D)),
+              "c_attn_b": 0.1 * rng.standard_normal(3 * D),
+              "c_proj_w": 0.5 * rng.standard_normal((D, D)),
+              "c_proj_b": 0.1 * rng.standard_normal(D)}
+    report = check_gradients(
+        lambda **a: TB.attention_residual_forward(**a, n_head=2, mask=mask, causal=causal),
+        TB.attention_residual_backward, inputs, title="attention_residual")
+    assert report.passed, report
+
+
+def test_mlp_residual_backward_matches_central_differences(rng):
+    from tinylm.gradcheck import check_gradients
+    D = 6
+    inputs = {"x": rng.standard_normal((2, 3, D)), "ln_w": 1 + 0.1 * rng.standard_normal(D),
+              "ln_b": 0.1 * rng.standard_normal(D),
+              "c_fc_w": 0.5 * rng.standard_normal((D, 4 * D)),
+              "c_fc_b": 0.1 * rng.standard_normal(4 * D),
+              "c_proj_w": 0.5 * rng.standard_normal((4 * D, D)),
+              "c_proj_b": 0.1 * rng.standard_normal(D)}
+    report = check_gradients(TB.mlp_residual_forward, TB.mlp_residual_backward, inputs,
+                             title="mlp_residual")
+    assert report.passed, report

@@ -29,16 +29,14 @@ process, reporting wall time and final validation loss.
 
 from __future__ import annotations
 
-import cProfile
 import os
-import pstats
 import time
 
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, default_rng
 from tinylm.bench.harness import (Side, Worker, add_timing_arguments, compare,
-                                   default_threads, fixed_batch, torch_sides)
+                                   default_threads, fixed_batch, profile_report, torch_sides)
 from tinylm.bench.twins.gpt import gpt_twin
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.optim import AdamW, decay_groups
@@ -113,20 +111,6 @@ def torch_step_fn(twin, optimizer, t_idx, t_targets):
     return step
 
 
-def _profile_top(step, steps: int, limit: int = 15) -> list:
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(steps):
-        step()
-    profiler.disable()
-    stats = pstats.Stats(profiler)
-    total = stats.total_tt
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]
-    return [f"{100 * tt / total:5.1f}%  {tt / steps * 1e3:7.2f} ms/step  "
-            f"{os.path.basename(fn)}:{line}({name})"
-            for (fn, line, name), (_, _, tt, _, _) in rows]
-
-
 # -- the parent and the workers --------------------------------------------------------------
 
 def run(args) -> dict:
@@ -161,12 +145,7 @@ def build_side(side: str, config: dict, torch) -> Side:
     def handle(command):
         if command["command"] == "generate":
             return generation_speed(model, command["tokens"])
-        for key in phases:
-            phases[key] = 0.0
-        lines = _profile_top(step, command["steps"])
-        total = sum(phases.values())
-        return {"tinylm_phases": {k: f"{100 * v / total:.1f}%" for k, v in phases.items()},
-                "tinylm_cprofile": lines}
+        return profile_report(step, phases, command["steps"])
     return Side(step, handle)
 
 

@@ -26,10 +26,12 @@ step; then ``steps`` timed steps. Result schema, per side S:
 
 from __future__ import annotations
 
+import cProfile
 import dataclasses
 import importlib
 import json
 import os
+import pstats
 import subprocess
 import sys
 import time
@@ -147,6 +149,31 @@ class Worker:
         if self.process.poll() is None:
             self.process.stdin.close()
             self.process.wait()
+
+
+def _profile_top(step, steps: int, limit: int = 15) -> list:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]
+    return [f"{100 * tt / total:5.1f}%  {tt / steps * 1e3:7.2f} ms/step  "
+            f"{os.path.basename(fn)}:{line}({name})"
+            for (fn, line, name), (_, _, tt, _, _) in rows]
+
+
+def profile_report(step, phases: dict, steps: int) -> dict:
+    """Run ``step`` ``steps`` times under cProfile: the share of each phase timer in
+    ``phases`` (reset first) and cProfile's top functions."""
+    for key in phases:
+        phases[key] = 0.0
+    lines = _profile_top(step, steps)
+    total = sum(phases.values())
+    return {"tinylm_phases": {k: f"{100 * v / total:.1f}%" for k, v in phases.items()},
+            "tinylm_cprofile": lines}
 
 
 def summarize(rounds: dict, tokens_per_step: int) -> dict:

@@ -32,9 +32,9 @@ import time
 import numpy
 
 from tinylm.backend import KERNEL_ENV_VAR, default_rng
-from tinylm.bench.gpt import _profile_top, tinylm_step_fn
+from tinylm.bench.gpt import tinylm_step_fn
 from tinylm.bench.harness import (Side, add_timing_arguments, compare, default_threads,
-                                   torch_sides)
+                                   profile_report, torch_sides)
 from tinylm.bench.twins.seq2seq_transformer import seq2seq_transformer_twin
 from tinylm.models.seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
 from tinylm.optim import AdamW, decay_groups
@@ -117,12 +117,7 @@ def build_side(side: str, config: dict, torch) -> Side:
     def handle(command):
         if command["command"] == "beam":
             return beam_speed(model, src, src_mask, command["sentences"], command["width"])
-        for key in phases:
-            phases[key] = 0.0
-        lines = _profile_top(step, command["steps"])
-        total = sum(phases.values())
-        return {"tinylm_phases": {k: f"{100 * v / total:.1f}%" for k, v in phases.items()},
-                "tinylm_cprofile": lines}
+        return profile_report(step, phases, command["steps"])
     return Side(step, handle)
 
 
