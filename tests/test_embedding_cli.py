@@ -8,19 +8,11 @@ import re
 import numpy as np
 import pytest
 
+from cli_helpers import run_cli
 from tinylm.cli import main
 from tinylm.embeddings.vectors import WordVectors
 
 QUICK = ["--epochs", "1", "--model", "vector_size=16", "--progress", "false"]
-
-
-def _run(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as stop:
-        status = stop.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +38,18 @@ def test_a_run_saves_a_checkpoint_and_vectors_gensim_can_read(preset, runs):
 
 
 def test_similar_and_analogy_print_ranked_words(runs, capsys):
-    status, out, _ = _run(["similar", str(runs / "ptb-cbow"), "stock", "--topn", "5"], capsys)
+    status, out, _ = run_cli(["similar", str(runs / "ptb-cbow"), "stock", "--topn", "5"], capsys)
     lines = out.strip().splitlines()
     assert status == 0 and len(lines) == 5
     cosines = [float(line.split()[-1]) for line in lines]
     assert cosines == sorted(cosines, reverse=True) and "stock" not in out.split()[::2]
-    status, out, _ = _run(["analogy", str(runs / "ptb-cbow"), "man", "king", "woman"], capsys)
+    status, out, _ = run_cli(["analogy", str(runs / "ptb-cbow"), "man", "king", "woman"], capsys)
     assert status == 0 and len(out.strip().splitlines()) == 5
 
 
 @pytest.mark.parametrize("preset", ["ptb-cbow", "ptb-glove"])
 def test_eval_prints_the_three_evaluations_with_their_coverage(preset, runs, capsys):
-    status, out, _ = _run(["eval", str(runs / preset)], capsys)
+    status, out, _ = run_cli(["eval", str(runs / preset)], capsys)
     assert status == 0
     assert re.search(r"^analogies: accuracy [0-9.]+ = \d+ of \d+ questions .*coverage", out,
                      re.MULTILINE), out
@@ -94,7 +86,7 @@ MISTAKES = [
 @pytest.mark.parametrize("argv, expect", MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
 def test_mistakes_are_one_line_errors(argv, expect, runs, tmp_path, capsys):
     argv = [a.format(cbow=runs / "ptb-cbow", tmp=tmp_path / "new") for a in argv]
-    status, _, err = _run(argv, capsys)
+    status, _, err = run_cli(argv, capsys)
     assert status in (1, 2) and "Traceback" not in err, err
     assert len(err.strip().splitlines()) <= 3, err
     assert re.search(expect, err), f"{expect!r} not in:\n{err}"

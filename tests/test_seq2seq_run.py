@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tinylm.train.seq2seq_run as seq2seq_run
+from cli_helpers import run_cli
 from tinylm.cli import main
 from tinylm.data.pair_tokens import (SPECIALS, UNK_ID, SideVocabulary, join_word_tokens,
                                      word_tokens)
@@ -33,15 +34,6 @@ def reversal_pairs(n: int = 600, seed: int = 0) -> list:
         s = "".join(r.choice("abcdef") for _ in range(r.randint(2, 4)))
         seen[s] = s[::-1]
     return list(seen.items())
-
-
-def _run(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as stop:
-        status = stop.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 # -- tokens and vocabularies --------------------------------------------------------------
@@ -140,36 +132,36 @@ def test_a_run_learns_and_eval_prints_exact_match(trained, reversal_data, capsys
     assert meta["provenance"]["vocab"]["source"]["scheme"] == "chars"
     assert [e["iter"] for e in meta["run"]["evals"]] == [60, 120]
     assert (trained / "loss.png").exists()
-    status, out, _ = _run(["eval", str(trained), "--split", "val"], capsys)
+    status, out, _ = run_cli(["eval", str(trained), "--split", "val"], capsys)
     assert status == 0 and out.startswith("val: exact match")
     assert float(out.split()[3]) >= 80.0
 
 
 def test_translate_prints_and_names_unknown_characters(trained, capsys):
-    status, out, err = _run(["translate", str(trained), "abc", "fed", "--beam", "3"], capsys)
+    status, out, err = run_cli(["translate", str(trained), "abc", "fed", "--beam", "3"], capsys)
     assert status == 0 and len(out.splitlines()) == 2
-    status, out, err = _run(["translate", str(trained), "abz"], capsys)
+    status, out, err = run_cli(["translate", str(trained), "abz"], capsys)
     assert status == 0 and "'z'" in err and "<unk>" in err
 
 
 def test_attention_png_is_written(trained, tmp_path, capsys):
     png = tmp_path / "att.png"
-    status, _, _ = _run(["translate", str(trained), "abcd", "--attention-png", str(png)], capsys)
+    status, _, _ = run_cli(["translate", str(trained), "abcd", "--attention-png", str(png)], capsys)
     assert status == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("sentence, message", [("  ", "empty"),
                                                ("abcdefabc", "max_tokens=8")])
 def test_bad_sentences_are_refused(trained, sentence, message, capsys):
-    status, _, err = _run(["translate", str(trained), sentence], capsys)
+    status, _, err = run_cli(["translate", str(trained), sentence], capsys)
     assert status == 1 and message in err
 
 
 def test_a_trained_run_is_kept_unless_resumed_or_overwritten(trained, reversal_data, capsys):
-    status, _, err = _run(["train", "seq2seq", "--preset", "addition", "--out-dir",
+    status, _, err = run_cli(["train", "seq2seq", "--preset", "addition", "--out-dir",
                            str(trained), "--max-steps", "1"], capsys)
     assert status == 1 and "--resume" in err and "--overwrite" in err
-    status, _, err = _run(["train", "seq2seq", "--preset", "addition", "--out-dir",
+    status, _, err = run_cli(["train", "seq2seq", "--preset", "addition", "--out-dir",
                            str(trained), "--resume", "--setting", "min_count=2"], capsys)
     assert status == 1 and "cannot change min_count" in err
 
@@ -194,7 +186,7 @@ def test_a_translation_run_is_scored_by_bleu(tmp_path, reversal_data, capsys):
                  "--max-steps", "5", "--setting", "dataset=fra-eng", "--setting",
                  "tgt_scheme=words", *TINY_MODEL, *TINY_RUN]) == 0
     capsys.readouterr()
-    status, out_text, _ = _run(["eval", str(out), "--split", "test", "--limit", "20"], capsys)
+    status, out_text, _ = run_cli(["eval", str(out), "--split", "test", "--limit", "20"], capsys)
     assert status == 0 and out_text.startswith("test: BLEU ") and "over 20 sentences" in out_text
 
 
@@ -208,12 +200,12 @@ def test_a_translation_run_is_scored_by_bleu(tmp_path, reversal_data, capsys):
 ])
 def test_bad_training_settings_are_one_line_errors(argv, message, tmp_path, reversal_data,
                                                   capsys):
-    status, _, err = _run(["train", "seq2seq", "--out-dir", str(tmp_path / "x"), *argv],
+    status, _, err = run_cli(["train", "seq2seq", "--out-dir", str(tmp_path / "x"), *argv],
                           capsys)
     assert status == 1 and message in err, err
     assert not (tmp_path / "x").exists()
 
 
 def test_seq2seq_flags_are_refused_for_language_models(capsys):
-    status, _, err = _run(["train", "gpt", "--max-steps", "3"], capsys)
+    status, _, err = run_cli(["train", "gpt", "--max-steps", "3"], capsys)
     assert status == 1 and "--max-steps applies to `tinylm train seq2seq` only" in err

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 
 import pytest
 
 import tinylm.train.seq2seq_run as seq2seq_run
 from tinylm.bench import seq2seq_twin
 from tinylm.cli import main
-import random
 
 WORDS = ("red", "green", "blue", "cat", "dog", "sun", "moon", "tree")
 
