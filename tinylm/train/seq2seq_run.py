@@ -383,7 +383,6 @@ class _Run:
                                lr=settings.lr, betas=settings.betas, eps=settings.eps,
                                weight_decay=settings.weight_decay)
         self.batches = PairBatches(settings, data)
-        self.steps_per_epoch = self.batches.steps_per_epoch
         self.best_state = model.state_dict()
 
     def train_step(self, step: int) -> float:
@@ -492,7 +491,7 @@ def train_seq2seq(settings: Seq2SeqSettings, model_config: dict, resume: bool = 
     log(f"seq2seq {settings.family}: {model.num_parameters():,} parameters; "
         f"{len(data.train):,} / {len(data.valid):,} / {len(data.test):,} train / valid / test "
         f"pairs; vocabularies {len(data.source):,} source and {len(data.target):,} target "
-        f"tokens; {run.steps_per_epoch} batches per epoch")
+        f"tokens; {run.batches.steps_per_epoch} batches per epoch")
     _train_steps(run, log)
     plot_history(run.history, Path(settings.out_dir) / "loss.png",
                  title=f"seq2seq {settings.family} on {settings.dataset}")
