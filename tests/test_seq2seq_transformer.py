@@ -342,7 +342,7 @@ def test_bad_inputs_name_the_argument_and_the_fix(rng):
 
 @pytest.mark.parametrize("field, value", [("positions", "rotary"), ("n_head", 3),
                                           ("n_enc_layer", 0), ("dropout", 1.0),
-                                          ("max_len", 0)])
+                                          ("max_len", 0), ("embedding_std", 0.0)])
 def test_config_range_checks_name_the_field(field, value):
     config = dict(src_vocab=5, tgt_vocab=5, n_embd=8, n_head=2) | {field: value}
     with pytest.raises(ValueError, match=field):
@@ -352,3 +352,24 @@ def test_config_range_checks_name_the_field(field, value):
 def test_shared_embeddings_need_one_vocabulary():
     with pytest.raises(ValueError, match="share_embeddings.*src_vocab=5.*tgt_vocab=6"):
         Seq2SeqTransformerConfig(src_vocab=5, tgt_vocab=6, share_embeddings=True)
+
+
+@pytest.mark.parametrize("embedding_std, first_loss", [(None, "high"), (0.02, "uniform")])
+def test_the_token_tables_scale_sets_the_first_loss(embedding_std, first_loss):
+    """The paper's N(0, 1/D) tables make the tied head predict the input token (a first loss
+    far above ln V); N(0, 0.02^2) tables start at ln V, the loss of a uniform guess."""
+    V, D = 400, 64
+    config = Seq2SeqTransformerConfig(src_vocab=V, tgt_vocab=V, n_embd=D, n_head=4,
+                                      n_enc_layer=1, n_dec_layer=1, max_len=16, dropout=0.0,
+                                      embedding_std=embedding_std)
+    model = Seq2SeqTransformer(config)
+    expected_std = 1 / np.sqrt(D) if embedding_std is None else embedding_std
+    assert abs(model.tgt_embedding.weight.data.std() / expected_std - 1) < 0.02
+    rng = np.random.default_rng(3)
+    src, tgt = rng.integers(0, V, (8, 10)), rng.integers(0, V, (8, 11))
+    logits, loss = model.forward(src, tgt[:, :-1], tgt[:, 1:])
+    copies_its_input = np.mean(logits.argmax(axis=-1) == tgt[:, :-1])
+    if first_loss == "uniform":
+        assert abs(float(loss) - np.log(V)) < 0.05
+    else:
+        assert float(loss) > np.log(V) + 1 and copies_its_input > 0.9
