@@ -194,7 +194,7 @@ for t in range(tgt_in.shape[1]):
 print(f"KV-cached steps vs the full forward: largest difference {worst:.1e}")"""),
     ("md", r"""## 7. A trained translator, if one is on disk
 
-`tinylm train seq2seq --preset fra-eng` writes `runs/fra-eng` (about 30 minutes on 2
+`tinylm train seq2seq --preset fra-eng` writes `runs/fra-eng` (about 17 minutes on 2
 cores). If it exists, translate a few sentences and score a slice of the test split."""),
     ("code", r"""run = Path("runs/fra-eng")
 if (run / "ckpt.json").exists() and not FAST:
