@@ -59,8 +59,8 @@ _SMALL_TRANSFORMER = {"n_embd": 128, "n_head": 4, "n_enc_layer": 2, "n_dec_layer
 
 PRESETS = {
     "addition": _addition("addition", "general", True, 8000),
-    "addition-plain": _addition("addition-plain", "general", False, 3000),
-    "addition-no-attention": _addition("addition-no-attention", "none", True, 3000),
+    "addition-plain": _addition("addition-plain", "general", False, 8000),
+    "addition-no-attention": _addition("addition-no-attention", "none", True, 8000),
     "date": {"model": "seq2seq", "model_config": dict(_TOY_RNN, bidirectional=True),
              "train": dict(_TOY, dataset="date", max_steps=1500, out_dir="runs/date")},
     "fra-eng": {"model": "seq2seq", "model_config": dict(_SMALL_TRANSFORMER),
