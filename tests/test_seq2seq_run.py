@@ -159,10 +159,10 @@ def test_bad_sentences_are_refused(trained, sentence, message, capsys):
 
 def test_a_trained_run_is_kept_unless_resumed_or_overwritten(trained, reversal_data, capsys):
     status, _, err = run_cli(["train", "seq2seq", "--preset", "addition", "--out-dir",
-                           str(trained), "--max-steps", "1"], capsys)
+                              str(trained), "--max-steps", "1"], capsys)
     assert status == 1 and "--resume" in err and "--overwrite" in err
     status, _, err = run_cli(["train", "seq2seq", "--preset", "addition", "--out-dir",
-                           str(trained), "--resume", "--setting", "min_count=2"], capsys)
+                              str(trained), "--resume", "--setting", "min_count=2"], capsys)
     assert status == 1 and "cannot change min_count" in err
 
 
@@ -201,7 +201,7 @@ def test_a_translation_run_is_scored_by_bleu(tmp_path, reversal_data, capsys):
 def test_bad_training_settings_are_one_line_errors(argv, message, tmp_path, reversal_data,
                                                   capsys):
     status, _, err = run_cli(["train", "seq2seq", "--out-dir", str(tmp_path / "x"), *argv],
-                          capsys)
+                             capsys)
     assert status == 1 and message in err, err
     assert not (tmp_path / "x").exists()
 

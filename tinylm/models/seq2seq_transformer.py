@@ -27,7 +27,7 @@ the tied head E_tgt^T applied to a layer-normed state gives logits of unit scale
 start has a flaw with the tied head: the residual stream still holds the input token's own
 vector, so the untrained model predicts its input with logit about sqrt(D) (a first loss of
 14 rather than ln V = 9 for fra-eng's 8,008 targets), and the first hundred steps go to
-unlearning it. ``embedding_std`` = 0.02 (the translation presets) starts the tables small:
+unlearning it. ``embedding_std`` = 0.02 (the fra-eng preset) starts the tables small:
 input entries 0.02 sqrt(D), below the positions, logits near 0, the first loss ln V. Learned
 positions, every Linear weight ~ N(0, 0.02^2) as GPT-2, biases 0, layer norms (1, 0), and
 each residual output projection (attn.c_proj, crossattention.c_proj, mlp.c_proj)

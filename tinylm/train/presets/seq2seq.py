@@ -48,14 +48,18 @@ def _addition(name: str, attention: str, reverse: bool, steps: int) -> dict:
 
 _FRA = {"dataset": "fra-eng", "reverse_pairs": True, "src_scheme": "words",
         "tgt_scheme": "words", "min_count": 3, "max_tokens": 16, "valid_fraction": 0.01,
-        "test_fraction": 0.02, "token_budget": 2048, "betas": (0.9, 0.98), "eps": 1e-9,
-        "weight_decay": 0.0, "grad_clip": 1.0, "label_smoothing": 0.1, "lr": 3e-3,
-        "lr_schedule": "cosine", "warmup_steps": 200, "min_lr": 0.0, "max_steps": 5000,
-        "max_minutes": 30.0, "eval_interval": 500}
+        "test_fraction": 0.02, "betas": (0.9, 0.98), "eps": 1e-9, "weight_decay": 0.0,
+        "grad_clip": 1.0, "label_smoothing": 0.1, "lr_schedule": "cosine", "min_lr": 0.0,
+        "max_minutes": 30.0}
+# the small Transformer's schedule (fra-eng) and the first, larger runs' (fra-eng-rnn, cmn-eng)
+_SMALL_STEPS = {"token_budget": 2048, "lr": 3e-3, "warmup_steps": 200, "max_steps": 5000,
+                "eval_interval": 500}
+_LARGE_STEPS = {"token_budget": 4096, "lr": 1.5e-3, "warmup_steps": 150, "max_steps": 1000,
+                "eval_interval": 250}
 _TRANSFORMER = {"n_embd": 256, "n_head": 4, "n_enc_layer": 3, "n_dec_layer": 3, "max_len": 32,
                 "dropout": 0.0}
-_SMALL_TRANSFORMER = {"n_embd": 128, "n_head": 4, "n_enc_layer": 2, "n_dec_layer": 2,
-                      "max_len": 32, "dropout": 0.0, "embedding_std": 0.02}
+_SMALL_TRANSFORMER = dict(_TRANSFORMER, n_embd=128, n_enc_layer=2, n_dec_layer=2,
+                          embedding_std=0.02)
 
 PRESETS = {
     "addition": _addition("addition", "general", True, 8000),
@@ -64,17 +68,16 @@ PRESETS = {
     "date": {"model": "seq2seq", "model_config": dict(_TOY_RNN, bidirectional=True),
              "train": dict(_TOY, dataset="date", max_steps=1500, out_dir="runs/date")},
     "fra-eng": {"model": "seq2seq", "model_config": dict(_SMALL_TRANSFORMER),
-                "train": dict(_FRA, family="transformer", out_dir="runs/fra-eng")},
+                "train": dict(_FRA, **_SMALL_STEPS, family="transformer",
+                              out_dir="runs/fra-eng")},
     "fra-eng-rnn": {"model": "seq2seq",
                     "model_config": {"n_embd": 256, "n_hidden": 256, "n_layer": 1,
                                      "cell": "gru", "attention": "general"},
-                    "train": dict(_FRA, family="rnn", lr=2e-3, warmup_steps=200,
-                                  token_budget=4096, max_steps=1000, eval_interval=250,
-                                  out_dir="runs/fra-eng-rnn")},
+                    "train": dict(_FRA, **_LARGE_STEPS) | {"family": "rnn", "lr": 2e-3,
+                                  "warmup_steps": 200, "out_dir": "runs/fra-eng-rnn"}},
     "cmn-eng": {"model": "seq2seq", "model_config": dict(_TRANSFORMER, dropout=0.1),
-                "train": dict(_FRA, dataset="cmn-eng", reverse_pairs=False, src_scheme="chars",
-                              min_count=2, valid_fraction=0.03, test_fraction=0.06,
-                              family="transformer", token_budget=4096, lr=1.5e-3,
-                              warmup_steps=150, max_steps=500, eval_interval=250,
-                              out_dir="runs/cmn-eng")},
+                "train": dict(_FRA, **_LARGE_STEPS) | {
+                    "dataset": "cmn-eng", "reverse_pairs": False, "src_scheme": "chars",
+                    "min_count": 2, "valid_fraction": 0.03, "test_fraction": 0.06,
+                    "family": "transformer", "max_steps": 500, "out_dir": "runs/cmn-eng"}},
 }
