@@ -234,3 +234,29 @@ def test_an_mlp_matches_its_pytorch_twin_in_loss_and_every_gradient(torch, rng, 
     for (name, p), (_, tp) in zip(model.named_parameters(), twin.named_parameters()):
         expected = tp.grad.numpy()
         assert_rel_close(p.grad, expected.T if expected.ndim == 2 else expected, 1e-10, name)
+
+
+# -- frozen parameters (fine-tuning part of a model) -------------------------------------------
+
+def test_a_frozen_linear_passes_the_same_input_gradient_and_keeps_its_grad_zero():
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 3, 2))
+    live, frozen = (nn.Linear(5, 2, rng=np.random.default_rng(1)),
+                    nn.Linear(5, 2, rng=np.random.default_rng(1)))
+    frozen.requires_grad_(False)
+    live.forward(x)
+    frozen.forward(x)
+    np.testing.assert_array_equal(frozen.backward(dy), live.backward(dy))
+    assert not frozen.weight.grad.any() and not frozen.bias.grad.any()
+    assert live.weight.grad.any()
+    assert frozen.trainable_parameters() == [] and len(live.trainable_parameters()) == 2
+
+
+def test_freezing_part_of_a_model_leaves_it_out_of_the_trainable_parameters():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    trainable = model.trainable_parameters()
+    assert [p.shape for p in trainable] == [(4, 2), (2,)]
+    assert "requires_grad=False" in repr(model[0].weight)
+    model.requires_grad_(True)
+    assert len(model.trainable_parameters()) == 4

@@ -9,6 +9,9 @@ Backward, with dy = dL/dy and all leading axes flattened into N rows:
     dW = x^T dy        [I, N] @ [N, O]
     db = sum_n dy_n    [O]
 
+A frozen layer (fine-tuning, chapter 09) needs only dx: ``weight_grads=False`` skips the
+dW product, a third of the backward's work.
+
 Chapter 03, section "The linear layer".
 """
 
@@ -28,13 +31,15 @@ def linear_forward(x, W, b=None):
     return y.reshape(*x.shape[:-1], W.shape[1]), (x, W, b is not None)
 
 
-def linear_backward(dy, cache):
-    """dy [..., O] -> (dx [..., I], dW [I, O], db [O] or None)."""
+def linear_backward(dy, cache, weight_grads: bool = True):
+    """dy [..., O] -> (dx [..., I], dW [I, O], db [O] or None); dW and db are None with
+    ``weight_grads=False``."""
     x, W, has_bias = cache
-    x2 = x.reshape(-1, x.shape[-1])                         # [N, I]
     dy2 = dy.reshape(-1, dy.shape[-1])                      # [N, O]
     dx = (dy2 @ W.T).reshape(x.shape)                       # [..., I]
-    dW = x2.T @ dy2                                         # [I, O]
+    if not weight_grads:
+        return dx, None, None
+    dW = x.reshape(-1, x.shape[-1]).T @ dy2                 # [I, O]
     db = dy2.sum(axis=0) if has_bias else None              # [O]
     return dx, dW, db
 

@@ -22,8 +22,9 @@ class Embedding(Module):
 
     def backward(self, dout):
         """Adds dW into weight.grad (in place: no [V, D] temporary); returns None (token ids
-        have no gradient)."""
-        embedding_backward(dout, self._cache, dW=self.weight.grad)
+        have no gradient); nothing for a frozen table."""
+        if self.weight.requires_grad:
+            embedding_backward(dout, self._cache, dW=self.weight.grad)
 
     def __repr__(self):
         return f"Embedding({self.num_embeddings}, {self.dim})"

@@ -50,10 +50,14 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        dx, dW, db = linear_backward(dy, self._cache)
-        self.weight.accumulate(dW)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        """dy [..., out] -> dx [..., in]; dW and db only for a layer that is not frozen."""
+        trainable = self.weight.requires_grad or (self.bias is not None
+                                                  and self.bias.requires_grad)
+        dx, dW, db = linear_backward(dy, self._cache, weight_grads=trainable)
+        if trainable:
+            self.weight.accumulate(dW)
+            if self.bias is not None:
+                self.bias.accumulate(db)
         return dx
 
     def __repr__(self):

@@ -72,6 +72,17 @@ class Module:
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
+    def trainable_parameters(self) -> list:
+        """The parameters with ``requires_grad`` (what an optimizer of a partly frozen model
+        is given)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def requires_grad_(self, flag: bool = True):
+        """Freeze (False) or unfreeze (True) every parameter of this module."""
+        for p in self.parameters():
+            p.requires_grad = flag
+        return self
+
     # -- modes and gradients -------------------------------------------------------------
     def train(self, mode: bool = True):
         for _, module in self.named_modules():
