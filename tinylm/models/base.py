@@ -40,6 +40,7 @@ from tinylm.backend import get_array_module
 from tinylm.functional.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from tinylm.functional.embedding import check_ids
 from tinylm.nn.module import Module
+from tinylm.nn.parameter import Parameter
 from tinylm.typed_config import config_from_dict
 
 
@@ -63,6 +64,16 @@ def check_probability(config, *names: str) -> None:
         value = getattr(config, name)
         if not 0.0 <= value < 1.0:
             raise ValueError(f"{type(config).__name__}.{name}={value} must lie in [0, 1).")
+
+
+def any_trainable(parts) -> bool:
+    """Whether any of these modules or parameters holds a parameter that needs a gradient:
+    a backward may stop where everything below it is frozen (fine-tuning the top only)."""
+    for part in parts:
+        params = [part] if isinstance(part, Parameter) else part.parameters()
+        if any(p.requires_grad for p in params):
+            return True
+    return False
 
 
 class LanguageModel(Module):

@@ -56,8 +56,8 @@ from tinylm.functional.pooling import pool_backward, pool_forward
 from tinylm.functional.positional import (learned_positional_backward,
                                           learned_positional_forward)
 from tinylm.functional.post_ln_block import BERT_LAYERNORM_EPS
-from tinylm.models.base import (IGNORE_INDEX, LanguageModel, check_positive,
-                                check_probability)
+from tinylm.models.base import (IGNORE_INDEX, LanguageModel, any_trainable,
+                                check_positive, check_probability)
 from tinylm.nn import init
 from tinylm.nn.activation import Tanh
 from tinylm.nn.containers import ModuleList
@@ -187,10 +187,10 @@ class BERT(LanguageModel):
         if self.config.norm_first:
             dh = self.ln_f.backward(dh)
         for i in reversed(range(len(self.h))):
-            if not _any_trainable(self._below(i)):
+            if not any_trainable(self._below(i)):
                 return
             dh = self.h[i].backward(dh)                                           # [B, T, D]
-        if not _any_trainable(self._below(0)):
+        if not any_trainable(self._below(0)):
             return
         dx = self.ln_emb.backward(self.drop.backward(dh))                         # [B, T, D]
         dx, dwpe = learned_positional_backward(dx, self._pos_cache)
@@ -320,11 +320,3 @@ class BERT(LanguageModel):
                         "so it cannot generate text left to right. Generate with a GPT; use "
                         "BERT to fill in [MASK] tokens (forward(ids)) or to classify.")
 
-
-def _any_trainable(parts) -> bool:
-    """Whether any of these modules or parameters has a parameter that needs a gradient."""
-    for part in parts:
-        params = [part] if isinstance(part, Parameter) else part.parameters()
-        if any(p.requires_grad for p in params):
-            return True
-    return False

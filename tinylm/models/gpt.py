@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from tinylm.backend import default_rng, derive_seed, get_array_module
 from tinylm.functional.embedding import embedding_backward, embedding_forward
 from tinylm.functional.linear import linear_backward, linear_forward
+from tinylm.functional.pooling import pool_backward, pool_forward
 from tinylm.functional.positional import (learned_positional_backward,
                                           learned_positional_forward)
-from tinylm.models.base import LanguageModel, check_positive, check_probability
+from tinylm.models.base import LanguageModel, any_trainable, check_positive, check_probability
 from tinylm.nn import init
 from tinylm.nn.containers import ModuleList
 from tinylm.nn.dropout import Dropout
@@ -98,6 +99,21 @@ class GPT(LanguageModel):
     def forward(self, idx, targets=None):
         """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
         self._check_batch(idx, targets)
+        x = self.hidden(idx)                                                      # [B, T, D]
+        logits, self._head_cache = linear_forward(x, self.wte.data.T)            # [B, T, V]
+        return logits, self._loss(logits, targets)
+
+    def backward(self, dloss=1.0):
+        """Back-propagate the last loss into every parameter's ``grad``."""
+        dlogits = self._dlogits(dloss)                                            # [B, T, V]
+        dx, dwte_head, _ = linear_backward(dlogits, self._head_cache,
+                                           weight_grads=self.wte.requires_grad)  # dW [D, V]
+        if self.wte.requires_grad:
+            self.wte.accumulate(dwte_head.T)                                      # tied head
+        self.hidden_backward(dx)
+
+    def hidden(self, idx):
+        """idx [B, T] -> ln_f of the last block's states [B, T, D] (caches kept)."""
         T = idx.shape[1]
         if T > self.config.block_size:
             raise ValueError(f"GPT: a sequence of {T} tokens is longer than block_size="
@@ -108,22 +124,43 @@ class GPT(LanguageModel):
         x = self.drop.forward(x)
         for block in self.h:
             x = block.forward(x)                                                  # [B, T, D]
-        x = self.ln_f.forward(x)                                                  # [B, T, D]
-        logits, self._head_cache = linear_forward(x, self.wte.data.T)            # [B, T, V]
-        return logits, self._loss(logits, targets)
+        return self.ln_f.forward(x)                                               # [B, T, D]
 
-    def backward(self, dloss=1.0):
-        """Back-propagate the last loss into every parameter's ``grad``."""
-        dlogits = self._dlogits(dloss)                                            # [B, T, V]
-        dx, dwte_head, _ = linear_backward(dlogits, self._head_cache)             # dW [D, V]
-        self.wte.accumulate(dwte_head.T)                                          # tied head
+    def hidden_backward(self, dx) -> None:
+        """dx [B, T, D] into every parameter below that needs a gradient; it stops under
+        the last block with a trainable parameter (a frozen bottom costs nothing)."""
         dx = self.ln_f.backward(dx)                                               # [B, T, D]
-        for block in reversed(list(self.h)):
-            dx = block.backward(dx)                                               # [B, T, D]
+        for i in reversed(range(len(self.h))):
+            if not any_trainable([*self.h[:i + 1], self.wte, self.wpe]):
+                return
+            dx = self.h[i].backward(dx)                                           # [B, T, D]
+        if not any_trainable([self.wte, self.wpe]):
+            return
         dx = self.drop.backward(dx)
         dtok, dwpe = learned_positional_backward(dx, self._pos_cache)             # [B, T, D]
         self.wpe.accumulate(dwpe)
-        self.wte.accumulate(embedding_backward(dtok, self._tok_cache))            # lookup
+        if self.wte.requires_grad:
+            self.wte.accumulate(embedding_backward(dtok, self._tok_cache))        # lookup
+
+    # -- one vector per text (classification) ------------------------------------------------
+    @property
+    def feature_size(self) -> int:
+        return self.config.n_embd
+
+    def features(self, ids, mask=None, pooling: str = "last"):
+        """ids [B, T] right-padded, mask [B, T] bool or None -> [B, D]: the state of each
+        text's last real token ("last": causal attention has shown it the whole text) or
+        the mean over the real tokens ("mean"); tinylm/functional/pooling.py."""
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"GPT pools with 'last' or 'mean', not {pooling!r} (its first "
+                             "token has seen nothing but itself).")
+        self._check_batch(ids)
+        p, self._pool_cache = pool_forward(self.hidden(ids), mask, pooling)       # [B, D]
+        return p
+
+    def features_backward(self, dp) -> None:
+        """dp [B, D] into the model."""
+        self.hidden_backward(pool_backward(dp, self._pool_cache))
 
     def attention_maps(self) -> list:
         """The attention weights [B, H, T, T] of every layer from the last forward pass."""

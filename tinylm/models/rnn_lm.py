@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from tinylm.backend import default_rng, derive_seed
 from tinylm.functional.linear import linear_backward, linear_forward
+from tinylm.functional.pooling import pool_backward, pool_forward
 from tinylm.models.base import LanguageModel, check_positive, check_probability
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
@@ -147,6 +148,30 @@ class RecurrentLM(LanguageModel):
         else:
             dx, _ = self.rnn.backward(dhs)
             self.embedding.backward(self.drop_in.backward(dx))
+
+    # -- one vector per text (classification) ------------------------------------------------
+    @property
+    def feature_size(self) -> int:
+        return self.config.n_hidden
+
+    def features(self, ids, mask=None, pooling: str = "last"):
+        """ids [B, T] right-padded, mask [B, T] bool or None -> [B, H]: the top layer's state
+        at each text's last real token ("last": it has read the whole text) or its mean over
+        the real tokens ("mean"). Starts from the zero state; nothing is carried."""
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"a recurrent model pools with 'last' or 'mean', not {pooling!r}.")
+        self._check_batch(ids)
+        x = self.drop_in.forward(self.embedding.forward(ids.T))                  # [T, B, d]
+        hs, _ = self.rnn.forward(x, None)                                          # [T, B, H]
+        hs = self.drop_out.forward(hs).transpose(1, 0, 2)                          # [B, T, H]
+        p, self._pool_cache = pool_forward(hs, mask, pooling)                      # [B, H]
+        return p
+
+    def features_backward(self, dp) -> None:
+        """dp [B, H] into the model."""
+        dhs = pool_backward(dp, self._pool_cache).transpose(1, 0, 2)              # [T, B, H]
+        dx, _ = self.rnn.backward(self.drop_out.backward(dhs))
+        self.embedding.backward(self.drop_in.backward(dx))
 
     def _check_carry(self, idx):
         if self._carry is None:

@@ -74,15 +74,17 @@ from pathlib import Path
 import numpy
 
 from tinylm.backend import to_numpy
-from tinylm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
+from tinylm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
 from tinylm.data.pair_tokens import (BOS_ID, EOS_ID, PAD_ID, SCHEMES, SideVocabulary,
                                      tokens_of)
 from tinylm.data.pairs import TOY_TASKS, TRANSLATION, load_pairs, pad_pairs, split_pairs
 from tinylm.optim import AdamW, clip_grad_norm, decay_groups, warmup_cosine
-from tinylm.train.loop import CHECKPOINT_NAME, NonFiniteLossError, interrupted
+from tinylm.train.loop import CHECKPOINT_NAME, NonFiniteLossError
 from tinylm.train.plot import plot_history
 from tinylm.train.restore import SEQ2SEQ_MODEL
 from tinylm.train.setup import data_provenance
+from tinylm.train.steps import (StepHistory, check_finite_loss, history_from_dict,
+                                recent_train_loss, run_steps)
 from tinylm.typed_config import config_from_dict
 
 FAMILIES = {"rnn": "tinylm.models.seq2seq_rnn:Seq2SeqRNN",
@@ -328,19 +330,6 @@ def _rng_states(model) -> dict:
 
 
 # -- the run ------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Seq2SeqHistory:
-    """What a run has done: ``train_losses`` [(step, loss)], ``evals`` [{"iter",
-    "val_loss"}], the best evaluation, training seconds and why it stopped."""
-
-    iteration: int = 0
-    train_losses: list = dataclasses.field(default_factory=list)
-    evals: list = dataclasses.field(default_factory=list)
-    best: dict | None = None
-    elapsed_s: float = 0.0
-    stopped_by: str = ""
-
-
 class PairBatches:
     """A run's encoded training and validation pairs, and the batch of every step: batch
     step mod n of epoch step // n (n batches per epoch), the same for any model that trains
@@ -377,7 +366,7 @@ class PairBatches:
 class _Run:
     """The state a training run carries between steps."""
 
-    def __init__(self, settings, model, data: PairData, history: Seq2SeqHistory):
+    def __init__(self, settings, model, data: PairData, history: StepHistory):
         self.settings, self.model, self.data, self.history = settings, model, data, history
         self.optimizer = AdamW(decay_groups(model.parameters(), settings.weight_decay),
                                lr=settings.lr, betas=settings.betas, eps=settings.eps,
@@ -391,11 +380,7 @@ class _Run:
         self.optimizer.lr = lr_at(step, self.settings)
         _, loss = self.model.forward(b.src, b.tgt_in, b.tgt_out, b.src_mask,
                                      label_smoothing=self.settings.label_smoothing)
-        loss = float(to_numpy(loss))
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(f"the training loss is {loss} at step {step}; the run "
-                                     "diverged (the last checkpoint is kept). Lower lr or set "
-                                     "grad_clip (e.g. 1.0).")
+        loss = check_finite_loss(float(to_numpy(loss)), step)
         self.model.backward()
         if self.settings.grad_clip > 0:
             clip_grad_norm(self.model.parameters(), self.settings.grad_clip)
@@ -414,23 +399,25 @@ class _Run:
         self.model.train()
         return total / count
 
-    def evaluate_and_save(self, started: float, log) -> None:
+    def evaluate(self, started: float, log) -> None:
         """Validation loss -> history (and the best parameters), then the checkpoint."""
         h = self.history
         val_loss = self.validation_loss()
         if not math.isfinite(val_loss):
             raise NonFiniteLossError(f"the validation loss is {val_loss} at step "
                                      f"{h.iteration}; the run diverged and is not saved.")
-        recent = [loss for _, loss in h.train_losses[-self.settings.eval_interval:]]
         h.evals.append({"iter": h.iteration, "val_loss": val_loss,
-                        "train_loss": float(numpy.mean(recent)) if recent else None})
+                        "train_loss": recent_train_loss(h, self.settings.eval_interval)})
         if h.best is None or val_loss < h.best["val_loss"]:
             h.best = {"iter": h.iteration, "val_loss": val_loss}
             self.best_state = self.model.state_dict()
         h.elapsed_s = time.perf_counter() - started
         log(f"step {h.iteration}: val loss {val_loss:.4f} (best {h.best['val_loss']:.4f} at "
             f"step {h.best['iter']}), {h.elapsed_s / 60:.1f} min")
-        save_seq2seq_run(self)
+        self.save()
+
+    def save(self) -> Path:
+        return save_seq2seq_run(self)
 
 
 def save_seq2seq_run(run: _Run) -> Path:
@@ -457,27 +444,11 @@ def _restore(run: _Run, out_dir: Path) -> None:
     for name, module in run.model.named_modules():
         if hasattr(module, "set_rng_state"):
             module.set_rng_state(meta["rng"][name])
-    try:
-        run.history = Seq2SeqHistory(**meta["run"])
-        run.history.train_losses = [tuple(x) for x in run.history.train_losses]
-    except TypeError as e:
-        raise CheckpointError(f"the run history in {out_dir}/{CHECKPOINT_NAME}.json is "
-                              f"malformed ({e}).") from e
-
-
-def _progress_bar(settings, initial: int):
-    if not settings.progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=settings.max_steps, initial=initial, unit="step", dynamic_ncols=True)
-
-
-def _out_of_time(settings, started: float) -> bool:
-    return settings.max_minutes > 0 and time.perf_counter() - started >= 60 * settings.max_minutes
+    run.history = history_from_dict(meta["run"], out_dir / f"{CHECKPOINT_NAME}.json")
 
 
 def train_seq2seq(settings: Seq2SeqSettings, model_config: dict, resume: bool = False,
-                  vocabularies=None, pairs=None, log=print) -> Seq2SeqHistory:
+                  vocabularies=None, pairs=None, log=print) -> StepHistory:
     """Train and checkpoint a seq2seq model (module docstring); returns its history.
 
     ``vocabularies`` (source, target): a resumed run's own; ``pairs``: in place of the
@@ -485,44 +456,14 @@ def train_seq2seq(settings: Seq2SeqSettings, model_config: dict, resume: bool = 
     data = prepare_pairs(settings, vocabularies, pairs)
     model = build_model(settings.family, model_config, len(data.source), len(data.target))
     check_lengths_fit(model, settings)
-    run = _Run(settings, model.train(), data, Seq2SeqHistory())
+    run = _Run(settings, model.train(), data, StepHistory())
     if resume:
         _restore(run, Path(settings.out_dir))
     log(f"seq2seq {settings.family}: {model.num_parameters():,} parameters; "
         f"{len(data.train):,} / {len(data.valid):,} / {len(data.test):,} train / valid / test "
         f"pairs; vocabularies {len(data.source):,} source and {len(data.target):,} target "
         f"tokens; {run.batches.steps_per_epoch} batches per epoch")
-    _train_steps(run, log)
+    run_steps(run, log)
     plot_history(run.history, Path(settings.out_dir) / "loss.png",
                  title=f"seq2seq {settings.family} on {settings.dataset}")
     return run.history
-
-
-def _train_steps(run: _Run, log) -> None:
-    """The step loop: train until max_steps or max_minutes, evaluating and saving every
-    eval_interval steps and at the end."""
-    s, h = run.settings, run.history
-    bar = _progress_bar(s, h.iteration)
-    started = time.perf_counter() - h.elapsed_s
-    say = log if bar is None else bar.write
-    try:
-        while h.iteration < s.max_steps and not _out_of_time(s, started):
-            loss = run.train_step(h.iteration)
-            h.train_losses.append((h.iteration, loss))
-            h.iteration += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{run.optimizer.lr:.2e}")
-            if h.iteration % s.eval_interval == 0:
-                run.evaluate_and_save(started, say)
-        h.stopped_by = "max_steps" if h.iteration >= s.max_steps else "max_minutes"
-        if not h.evals or h.evals[-1]["iter"] != h.iteration:
-            run.evaluate_and_save(started, say)
-        else:
-            h.elapsed_s = time.perf_counter() - started
-            save_seq2seq_run(run)
-    except KeyboardInterrupt:
-        raise interrupted(h.iteration, h.evals, s.out_dir) from None
-    finally:
-        if bar is not None:
-            bar.close()

@@ -1,0 +1,333 @@
+"""A pre-training run of ``tinylm pretrain bert|gpt``: unlabelled English -> a word
+vocabulary with BERT's specials -> windows of the token stream -> masked-LM (BERT) or
+next-token (GPT) training with AdamW -> a checkpoint that fine-tuning starts from
+(chapter 09).
+
+    settings = pretrain_settings({"family": "bert", "max_steps": 20000, ...})
+    history = train_pretrain(settings, {"n_layer": 4, "n_embd": 256})
+
+1. **Corpus** (tinylm/data/pretraining.py): the lines of each corpus in ``corpora``, the
+   last ``val_fraction`` of each held out for validation.
+2. **Vocabulary**: the specials and the ``vocab_size - 5`` most frequent words of the
+   training lines; the stream: every line's ids followed by [SEP].
+3. **Batches.** Step s draws ``batch_size`` window starts uniformly from
+   ``numpy.random.default_rng([seed, s])`` -- a pure function of (seed, step), so a resumed
+   run reads the same batches without saving a batcher. BERT: a window of
+   ``block_size - 2`` tokens becomes [CLS] window [SEP] (no padding: every row is full),
+   masked by the 15 % / 80-10-10 rule (tinylm/data/masking.py) with the same generator
+   ([CLS] and every [SEP] are never masked). GPT: a window of ``block_size + 1`` tokens,
+   x = its first block_size, y = its last.
+4. **Optimisation**: AdamW (decay on matrices only), global-norm clipping, linear warm-up
+   then a cosine to ``min_lr`` at ``max_steps`` (post-LN BERT needs the warm-up).
+5. **Validation**, every ``eval_interval`` steps: consecutive windows of the validation
+   stream (at most ``eval_windows``), masked once with a fixed generator, so every
+   evaluation scores the same predictions: the mean loss per predicted token and its
+   accuracy (BERT: at the masked positions; GPT: at every position), and perplexity
+   exp(loss).
+6. **Checkpoint** ``OUT_DIR/ckpt`` (atomic, no pickle): the latest and the best
+   parameters, AdamW's state, the dropout generators, the history, the settings, the model
+   configuration and the tokenizer (so fine-tuning encodes its texts exactly as the
+   pre-training did).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy
+
+from tinylm.backend import to_numpy
+from tinylm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
+from tinylm.data.datasets import dataset_info
+from tinylm.data.masking import mask_tokens
+from tinylm.data.pretraining import (CLS_ID, CORPORA, FIRST_WORD_ID, MASK_ID, SEP_ID,
+                                     build_tokenizer, corpus_lines, split_lines, token_stream,
+                                     unknown_rate)
+from tinylm.models.bert import BERT
+from tinylm.models.gpt import GPT
+from tinylm.optim import AdamW, clip_grad_norm, decay_groups, warmup_cosine
+from tinylm.train.loop import CHECKPOINT_NAME, NonFiniteLossError
+from tinylm.train.plot import plot_history
+from tinylm.train.steps import (StepHistory, check_finite_loss, history_from_dict,
+                                recent_train_loss, run_steps)
+from tinylm.typed_config import config_from_dict
+
+PRETRAINED_MODEL = "pretrained"          # the "model" of a pre-training checkpoint's JSON
+FAMILIES = {"bert": BERT, "gpt": GPT}
+CORPUS_FILES = {"ptb": ("ptb.train",), "fra-eng": ("fra-eng",),
+                "timemachine": ("timemachine",), "tinyshakespeare": ("tinyshakespeare",)}
+
+
+@dataclasses.dataclass
+class PretrainSettings:
+    """Everything about a pre-training run except the model's own configuration."""
+
+    family: str = "bert"                 # "bert" | "gpt"
+    corpora: str = ",".join(CORPORA)     # comma-separated corpus names
+    val_fraction: float = 0.01           # the tail of each corpus
+    vocab_size: int = 16384              # specials + the most frequent training words
+    min_count: int = 1
+    block_size: int = 64                 # tokens per window ([CLS] and [SEP] included)
+    batch_size: int = 64
+    mask_prob: float = 0.15
+    lr: float = 5e-4
+    min_lr: float = 5e-5
+    warmup_steps: int = 500
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0               # 0: no clipping
+    max_steps: int = 10000
+    max_minutes: float = 0.0             # 0: no time limit
+    eval_interval: int = 500
+    eval_windows: int = 256
+    seed: int = 0                        # batches, masks and initial weights
+    out_dir: str = "runs/pretrain"
+    progress: bool = True
+
+    def __post_init__(self):
+        checks = [
+            (self.family in FAMILIES, f"family={self.family!r} must be one of {sorted(FAMILIES)}"),
+            (len(self.corpus_names) > 0 and set(self.corpus_names) <= set(CORPORA),
+             f"corpora={self.corpora!r} must be a comma-separated selection of "
+             f"{list(CORPORA)}"),
+            (self.block_size >= 4, f"block_size={self.block_size} must be >= 4"),
+            (min(self.batch_size, self.eval_interval, self.eval_windows) >= 1,
+             "batch_size, eval_interval and eval_windows must be >= 1"),
+            (self.lr > 0 and 0 <= self.min_lr <= self.lr,
+             f"lr={self.lr}, min_lr={self.min_lr} need lr > 0 and 0 <= min_lr <= lr"),
+            (min(self.weight_decay, self.grad_clip, self.warmup_steps, self.max_steps,
+                 self.max_minutes, self.seed) >= 0,
+             "weight_decay, grad_clip, warmup_steps, max_steps, max_minutes and seed must be "
+             ">= 0"),
+        ]
+        problem = next((text for ok, text in checks if not ok), None)
+        if problem:
+            raise ValueError(f"pretrain setting {problem}.")
+
+    @property
+    def corpus_names(self) -> list:
+        return [name.strip() for name in self.corpora.split(",") if name.strip()]
+
+
+def pretrain_settings(values: dict) -> PretrainSettings:
+    """Settings from plain data (a preset, flags, a checkpoint's JSON), every field checked."""
+    return config_from_dict(PretrainSettings, values, owner="pretrain settings")
+
+
+# -- data ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class PretrainData:
+    tokenizer: object
+    train: numpy.ndarray                 # the training stream [N] int64
+    valid: numpy.ndarray                 # the validation stream
+    lines: dict                          # corpus -> (training lines, validation lines)
+
+
+def prepare_corpus(settings: PretrainSettings, tokenizer=None, lines=None) -> PretrainData:
+    """Corpora -> (tokenizer, streams); ``tokenizer`` a resumed run's own, ``lines``
+    {corpus: [lines]} in place of the registered corpora (tests)."""
+    if lines is None:
+        lines = {name: corpus_lines(name) for name in settings.corpus_names}
+    parts = {name: split_lines(own, settings.val_fraction) for name, own in lines.items()}
+    train_lines = [line for train, _ in parts.values() for line in train]
+    valid_lines = [line for _, valid in parts.values() for line in valid]
+    if tokenizer is None:
+        tokenizer = build_tokenizer(train_lines, settings.vocab_size, settings.min_count)
+    data = PretrainData(tokenizer, token_stream(tokenizer, train_lines),
+                        token_stream(tokenizer, valid_lines), parts)
+    if data.train.size <= settings.block_size + 1 or data.valid.size <= settings.block_size + 1:
+        raise ValueError(f"the corpus streams ({data.train.size:,} training, "
+                         f"{data.valid.size:,} validation tokens) are too short for windows "
+                         f"of block_size={settings.block_size}; use more text or a larger "
+                         "val_fraction.")
+    return data
+
+
+def _bert_rows(windows):
+    """windows [B, L] -> [CLS] window [SEP] rows [B, L + 2] and which tokens may be masked."""
+    B = windows.shape[0]
+    rows = numpy.concatenate([numpy.full((B, 1), CLS_ID), windows,
+                              numpy.full((B, 1), SEP_ID)], axis=1)
+    return rows, rows >= FIRST_WORD_ID
+
+
+def bert_batch(windows, settings: PretrainSettings, vocab_size: int, rng):
+    """windows [B, block_size - 2] -> (inputs, targets) [B, block_size] of masked LM."""
+    rows, maskable = _bert_rows(windows)
+    return mask_tokens(rows, maskable, vocab_size, MASK_ID, FIRST_WORD_ID, rng,
+                       settings.mask_prob)
+
+
+def window_length(settings: PretrainSettings) -> int:
+    """Stream tokens per window: block_size - 2 for BERT ([CLS], [SEP] added), block_size
+    + 1 for GPT (inputs and targets shifted by one)."""
+    return settings.block_size - 2 if settings.family == "bert" else settings.block_size + 1
+
+
+def training_batch(stream, step: int, settings: PretrainSettings, vocab_size: int):
+    """The (inputs, targets) of step ``step``, drawn from default_rng([seed, step])."""
+    rng = numpy.random.default_rng([settings.seed, step])
+    L = window_length(settings)
+    starts = rng.integers(0, stream.size - L + 1, size=settings.batch_size)
+    windows = stream[starts[:, None] + numpy.arange(L)[None, :]]               # [B, L]
+    if settings.family == "bert":
+        return bert_batch(windows, settings, vocab_size, rng)
+    return windows[:, :-1], windows[:, 1:]
+
+
+def validation_batches(stream, settings: PretrainSettings, vocab_size: int) -> list:
+    """Consecutive windows of the validation stream, at most ``eval_windows``, in batches;
+    BERT's masks drawn once from a fixed generator."""
+    L = window_length(settings)
+    n = min(settings.eval_windows, stream.size // L)
+    windows = stream[:n * L].reshape(n, L)
+    rng = numpy.random.default_rng([settings.seed, 2**31 - 1])
+    batches = []
+    for start in range(0, n, settings.batch_size):
+        chunk = windows[start:start + settings.batch_size]
+        batches.append(bert_batch(chunk, settings, vocab_size, rng)
+                       if settings.family == "bert" else (chunk[:, :-1], chunk[:, 1:]))
+    return batches
+
+
+# -- the model ----------------------------------------------------------------------------
+def build_model(family: str, model_config: dict, vocab_size: int, block_size: int):
+    """The model of ``family``, its vocabulary and positions taken from the run."""
+    given = sorted({"vocab_size", "block_size"} & set(model_config))
+    if given:
+        raise ValueError(f"--model {given[0]} cannot be set: it comes from the pre-training "
+                         "settings (vocab_size, block_size).")
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r} must be one of {sorted(FAMILIES)}.")
+    cls = FAMILIES[family]
+    values = dict(model_config, vocab_size=vocab_size, block_size=block_size)
+    return cls(config_from_dict(cls.config_class, values, owner=cls.__name__)).to(numpy.float32)
+
+
+def _rng_states(model) -> dict:
+    return {name: m.get_rng_state() for name, m in model.named_modules()
+            if hasattr(m, "get_rng_state")}
+
+
+# -- the run ------------------------------------------------------------------------------
+class PretrainRun:
+    """The state a pre-training run carries between steps (tinylm/train/steps.py)."""
+
+    def __init__(self, settings: PretrainSettings, model, data: PretrainData):
+        self.settings, self.model, self.data = settings, model, data
+        self.history = StepHistory()
+        self.optimizer = AdamW(decay_groups(model.parameters(), settings.weight_decay),
+                               lr=settings.lr, betas=settings.betas, eps=settings.eps,
+                               weight_decay=settings.weight_decay)
+        self.valid = validation_batches(data.valid, settings, data.tokenizer.vocab_size)
+        self.best_state = model.state_dict()
+
+    def train_step(self, step: int) -> float:
+        s = self.settings
+        inputs, targets = training_batch(self.data.train, step, s, self.data.tokenizer.vocab_size)
+        self.optimizer.lr = warmup_cosine(step, s.lr, s.warmup_steps,
+                                          max(s.max_steps, s.warmup_steps + 1), s.min_lr)
+        _, loss = self.model.forward(inputs, targets)
+        loss = check_finite_loss(float(to_numpy(loss)), step)
+        self.model.backward()
+        if s.grad_clip > 0:
+            clip_grad_norm(self.model.parameters(), s.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss
+
+    def validation(self) -> dict:
+        """Mean loss per predicted token, its accuracy and perplexity on the fixed batches."""
+        total, correct, count = 0.0, 0, 0
+        self.model.eval()
+        for inputs, targets in self.valid:
+            logits, loss = self.model.forward(inputs, targets)
+            predicted = targets.reshape(-1)
+            if self.settings.family == "bert":
+                predicted = predicted[predicted != -100]
+            n = predicted.size
+            guess = to_numpy(logits).reshape(n, -1).argmax(axis=-1)
+            total, count = total + float(to_numpy(loss)) * n, count + n
+            correct += int((guess == predicted).sum())
+        self.model.train()
+        loss = total / count
+        return {"val_loss": loss, "val_accuracy": correct / count,
+                "val_perplexity": math.exp(min(loss, 700.0))}
+
+    def evaluate(self, started: float, log) -> None:
+        h = self.history
+        result = self.validation()
+        if not math.isfinite(result["val_loss"]):
+            raise NonFiniteLossError(f"the validation loss is {result['val_loss']} at step "
+                                     f"{h.iteration}; the run diverged and is not saved.")
+        h.evals.append({"iter": h.iteration, **result,
+                        "train_loss": recent_train_loss(h, self.settings.eval_interval)})
+        if h.best is None or result["val_loss"] < h.best["val_loss"]:
+            h.best = {"iter": h.iteration, "val_loss": result["val_loss"]}
+            self.best_state = self.model.state_dict()
+        h.elapsed_s = time.perf_counter() - started
+        log(f"step {h.iteration}: val loss {result['val_loss']:.4f}, accuracy "
+            f"{result['val_accuracy']:.3f}, ppl {result['val_perplexity']:.1f} "
+            f"({h.elapsed_s / 60:.1f} min)")
+        self.save()
+
+    def save(self) -> Path:
+        s, model = self.settings, self.model
+        arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+        arrays.update({f"best/{k}": v for k, v in self.best_state.items()})
+        arrays.update({f"optim/{k}": to_numpy(v) for k, v in self.optimizer.state_dict().items()})
+        meta = {"model": PRETRAINED_MODEL, "family": s.family,
+                "model_config": dataclasses.asdict(model.config),
+                "train_config": dataclasses.asdict(s), "run": dataclasses.asdict(self.history),
+                "provenance": {"tokenizer": self.data.tokenizer.to_dict(),
+                               "corpora": corpus_provenance(s.corpus_names)},
+                "rng": _rng_states(model)}
+        return save_checkpoint(Path(s.out_dir) / CHECKPOINT_NAME, arrays, meta)
+
+    def restore(self) -> None:
+        out_dir = Path(self.settings.out_dir)
+        arrays, meta = load_checkpoint(out_dir / CHECKPOINT_NAME)
+        self.model.load_state_dict(split_prefix(arrays, "model"))
+        self.best_state = split_prefix(arrays, "best")
+        self.optimizer.load_state_dict(split_prefix(arrays, "optim"))
+        for name, module in self.model.named_modules():
+            if hasattr(module, "set_rng_state"):
+                module.set_rng_state(meta["rng"][name])
+        self.history = history_from_dict(meta["run"], out_dir / f"{CHECKPOINT_NAME}.json")
+
+
+def corpus_provenance(corpora) -> dict:
+    """Each corpus file's registry name and sha256."""
+    return {name: dataset_info(name).sha256 for corpus in corpora for name in CORPUS_FILES[corpus]}
+
+
+def describe(data: PretrainData, model) -> str:
+    """One line: the model's size, the corpus, the vocabulary and its unknown-word rate."""
+    counts = ", ".join(f"{name} {len(train):,}+{len(valid):,}"
+                       for name, (train, valid) in data.lines.items())
+    valid_lines = [line for _, valid in data.lines.values() for line in valid]
+    return (f"pretrain {type(model).__name__}: {model.num_parameters():,} parameters; lines "
+            f"(train+valid) {counts}; {data.train.size:,} / {data.valid.size:,} training / "
+            f"validation tokens; vocabulary {data.tokenizer.vocab_size:,} ([UNK] "
+            f"{unknown_rate(data.tokenizer, valid_lines):.1%} of the validation words)")
+
+
+def train_pretrain(settings: PretrainSettings, model_config: dict, resume: bool = False,
+                   tokenizer=None, lines=None, log=print) -> StepHistory:
+    """Pre-train and checkpoint (module docstring); returns the history. ``tokenizer``: a
+    resumed run's own; ``lines``: {corpus: [lines]} in place of the registered corpora."""
+    data = prepare_corpus(settings, tokenizer, lines)
+    model = build_model(settings.family, model_config, data.tokenizer.vocab_size,
+                        settings.block_size)
+    run = PretrainRun(settings, model.train(), data)
+    if resume:
+        run.restore()
+    log(describe(data, model))
+    run_steps(run, log)
+    plot_history(run.history, Path(settings.out_dir) / "loss.png",
+                 title=f"pre-training {settings.family}")
+    return run.history
