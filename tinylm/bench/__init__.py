@@ -16,6 +16,7 @@ BENCHMARKS = {
     "kernels": "tinylm.bench.kernels",
     "lstm": "tinylm.bench.lstm",
     "gpt": "tinylm.bench.gpt",
+    "bert": "tinylm.bench.bert",
     "seq2seq": "tinylm.bench.seq2seq",
     "seq2seq-twin": "tinylm.bench.seq2seq_twin",
     "word2vec": "tinylm.bench.word2vec",

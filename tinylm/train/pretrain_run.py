@@ -219,6 +219,7 @@ class PretrainRun:
 
     def __init__(self, settings: PretrainSettings, model, data: PretrainData):
         self.settings, self.model, self.data = settings, model, data
+        self.limits = settings
         self.history = StepHistory()
         self.optimizer = AdamW(decay_groups(model.parameters(), settings.weight_decay),
                                lr=settings.lr, betas=settings.betas, eps=settings.eps,

@@ -368,6 +368,7 @@ class _Run:
 
     def __init__(self, settings, model, data: PairData, history: StepHistory):
         self.settings, self.model, self.data, self.history = settings, model, data, history
+        self.limits = settings
         self.optimizer = AdamW(decay_groups(model.parameters(), settings.weight_decay),
                                lr=settings.lr, betas=settings.betas, eps=settings.eps,
                                weight_decay=settings.weight_decay)

@@ -4,7 +4,8 @@ and at the end, keep a history that a resumed run continues.
 
 A run object brings the work of one step and of one evaluation:
 
-    run.settings              with max_steps, max_minutes, eval_interval, out_dir, progress
+    run.limits                max_steps, max_minutes, eval_interval, out_dir, progress
+                              (its settings, or a ``LoopLimits`` derived from them)
     run.history               a StepHistory
     run.train_step(step)      one optimisation step -> its training loss (a float)
     run.evaluate(started)     validation into history.evals (and history.best), then save
@@ -20,6 +21,17 @@ import math
 import time
 
 from tinylm.train.loop import NonFiniteLossError, interrupted
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopLimits:
+    """How long a run trains and how often it evaluates."""
+
+    max_steps: int
+    eval_interval: int
+    out_dir: str
+    progress: bool = True
+    max_minutes: float = 0.0             # 0: no time limit
 
 
 @dataclasses.dataclass
@@ -76,7 +88,7 @@ def run_steps(run, log) -> None:
     """Train ``run`` until max_steps or max_minutes, evaluating (and saving) every
     eval_interval steps and at the end; a Ctrl-C stops between steps, naming the last
     checkpoint."""
-    s, h = run.settings, run.history
+    s, h = run.limits, run.history
     bar = _progress_bar(s, h.iteration)
     started = time.perf_counter() - h.elapsed_s
     say = log if bar is None else bar.write

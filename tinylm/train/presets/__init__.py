@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-_FAMILY_FILES = ("mlp", "recurrent", "gpt", "embeddings", "seq2seq")
+_FAMILY_FILES = ("mlp", "recurrent", "gpt", "embeddings", "seq2seq", "pretrain")
 
 
 def all_presets() -> dict:

@@ -1,0 +1,193 @@
+"""Pre-training and fine-tuning runs (tinylm/train/pretrain_run.py, finetune_run.py) and
+their commands (``tinylm pretrain``, ``tinylm finetune``, ``tinylm classify``) on a tiny
+corpus and a tiny task the tests make: the batches are a pure function of (seed, step), a
+resumed run reproduces the uninterrupted one, every fine-tuning method trains what it says,
+LoRA is merged into plain tensors, and bad input is named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cli_helpers import run_cli
+from tinylm.checkpoint import load_checkpoint
+from tinylm.data.classification import TextClassificationTask
+from tinylm.data.pretraining import CLS_ID, MASK_ID, SEP_ID
+from tinylm.train import finetune_run, pretrain_run
+from tinylm.train.finetune_run import finetune, finetune_settings
+from tinylm.train.pretrain_run import pretrain_settings, train_pretrain, training_batch
+
+WORDS = "the a cat dog sat ran on under mat log red big small quick slow".split()
+TINY = {"n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.1}
+
+
+def _lines(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(3, 9))) for _ in range(n)]
+
+
+@pytest.fixture
+def corpus(monkeypatch):
+    lines = {"ptb": _lines(400, 0), "timemachine": _lines(200, 1)}
+    monkeypatch.setattr(pretrain_run, "corpus_lines", lambda name: lines[name])
+    return lines
+
+
+def _settings(family, out_dir, **extra):
+    return pretrain_settings({"family": family, "corpora": "ptb,timemachine",
+                              "val_fraction": 0.1, "vocab_size": 32, "block_size": 12,
+                              "batch_size": 8, "max_steps": 6, "eval_interval": 3,
+                              "warmup_steps": 2, "eval_windows": 16, "out_dir": str(out_dir),
+                              "progress": False, **extra})
+
+
+def test_bert_batches_are_masked_windows_and_a_function_of_seed_and_step(corpus, tmp_path):
+    s = _settings("bert", tmp_path)
+    data = pretrain_run.prepare_corpus(s)
+    inputs, targets = training_batch(data.train, 5, s, 32)
+    again, _ = training_batch(data.train, 5, s, 32)
+    np.testing.assert_array_equal(inputs, again)
+    assert inputs.shape == (8, 12) and (inputs[:, 0] == CLS_ID).all()
+    assert (inputs[:, -1] == SEP_ID).all()
+    assert (targets != -100).any(axis=1).all()              # every window predicts something
+    assert (inputs == MASK_ID).any()
+    assert not (targets[inputs == SEP_ID] != -100).any()    # [SEP] is never a target
+    x, y = training_batch(data.train, 5, _settings("gpt", tmp_path), 32)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt"])
+def test_a_resumed_pretraining_run_reproduces_the_uninterrupted_one(family, corpus, tmp_path):
+    whole = train_pretrain(_settings(family, tmp_path / "whole"), TINY, log=lambda m: None)
+    train_pretrain(_settings(family, tmp_path / "split", max_steps=3), TINY,
+                   log=lambda m: None)
+    tokenizer = pretrain_run.prepare_corpus(_settings(family, tmp_path)).tokenizer
+    resumed = train_pretrain(_settings(family, tmp_path / "split"), TINY, resume=True,
+                             tokenizer=tokenizer, log=lambda m: None)
+    assert [loss for _, loss in resumed.train_losses] == [loss for _, loss in
+                                                          whole.train_losses]
+    assert resumed.evals[-1]["val_loss"] == whole.evals[-1]["val_loss"]
+    _, meta = load_checkpoint(tmp_path / "whole" / "ckpt")
+    assert meta["model"] == "pretrained" and meta["family"] == family
+    assert meta["provenance"]["tokenizer"]["tokens"][:5] == ["[PAD]", "[UNK]", "[CLS]",
+                                                              "[SEP]", "[MASK]"]
+
+
+# -- fine-tuning ------------------------------------------------------------------------------
+
+def _task(n=240, seed=0):
+    """Class 1 iff the text holds "dog" (a task a small model learns in a few epochs)."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = list(rng.choice([w for w in WORDS if w != "dog"], size=rng.integers(3, 7)))
+        if i % 2:
+            words.insert(int(rng.integers(0, len(words))), "dog")
+        texts.append(" ".join(words))
+        labels.append(i % 2)
+    return TextClassificationTask("toy", texts, np.array(labels), ("cat", "dog"))
+
+
+@pytest.fixture
+def pretrained(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
+    out = tmp_path / "bert"
+    train_pretrain(_settings("bert", out, max_steps=4), TINY, log=lambda m: None)
+    return out
+
+
+def _finetune(run, tmp_path, **extra):
+    settings = finetune_settings({"task": "sms-spam", "split": "stratified", "epochs": 10,
+                                  "lr": 1e-2, "batch_size": 16, "out_dir": str(tmp_path / "ft"),
+                                  "progress": False, **extra})
+    return finetune(settings, run, log=lambda m: None)
+
+
+@pytest.mark.parametrize("method", ["full", "probe", "top", "lora"])
+def test_every_method_fine_tunes_and_reports(method, pretrained, tmp_path):
+    # a probe reads features the backbone already has: the mean of the token states holds
+    # "dog" linearly, the pooler of a 4-step pre-training barely does
+    result = _finetune(pretrained, tmp_path, method=method,
+                       pooling="mean" if method == "probe" else "")
+    assert result["test"]["accuracy"] > (0.9 if method == "full" else 0.6), result["test"]
+    assert np.array(result["test"]["confusion_matrix"]).sum() == 48
+    arrays, meta = load_checkpoint(tmp_path / "ft" / "ckpt")
+    assert meta["model"] == "classifier"
+    assert not any("lora" in name for name in arrays)        # LoRA merged into the weights
+    counts = result["trainable_parameters"], result["total_parameters"]
+    if method == "full":
+        assert counts[0] == counts[1]
+    elif method == "probe":
+        assert counts[0] == 16 * 2 + 2                         # the head alone
+    else:
+        assert counts[0] < counts[1]
+
+
+def test_a_probe_leaves_the_backbone_as_pre_trained(pretrained, tmp_path):
+    _finetune(pretrained, tmp_path, method="probe")
+    arrays, _ = load_checkpoint(tmp_path / "ft" / "ckpt")
+    before, _ = load_checkpoint(pretrained / "ckpt")
+    for name, value in arrays.items():
+        if name.startswith("model/backbone."):
+            np.testing.assert_array_equal(value, before[name.replace("model/backbone.",
+                                                                     "best/")], err_msg=name)
+
+
+def test_the_lstm_baseline_and_a_label_fraction(monkeypatch, tmp_path):
+    monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
+    result = _finetune(None, tmp_path, backbone="lstm", label_fraction=0.5)
+    assert result["backbone"] == "lstm" and result["init"] == "random"
+    assert result["train_examples"] == 84                    # half of the 168 training texts
+    assert result["test"]["accuracy"] > 0.6
+
+
+def test_classify_prints_labels_and_refuses_bad_input(pretrained, tmp_path, capsys):
+    _finetune(pretrained, tmp_path, method="full")
+    status, out, err = run_cli(["classify", str(tmp_path / "ft"), "the dog sat",
+                                "a cat ran"], capsys)
+    assert status == 0, err
+    lines = [line.split("\t") for line in out.strip().splitlines()]
+    assert [label for label, _ in lines] == ["dog", "cat"]
+    assert all(0.5 < float(p) <= 1 for _, p in lines)
+    status, _, err = run_cli(["classify", str(tmp_path / "ft"), "  "], capsys)
+    assert status == 1 and "empty" in err
+    status, _, err = run_cli(["classify", str(pretrained), "a dog"], capsys)
+    assert status == 1 and "not a fine-tuned classifier" in err
+    status, _, err = run_cli(["finetune", str(tmp_path / "ft"), "--task", "sms-spam"], capsys)
+    assert status == 1 and "not a pre-training run" in err
+
+
+def test_the_commands_run_end_to_end(corpus, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
+    out = tmp_path / "gpt"
+    settings = ["--setting", "corpora=ptb,timemachine", "--setting", "vocab_size=32",
+                "--setting", "block_size=12", "--setting", "batch_size=8",
+                "--setting", "eval_interval=2", "--setting", "val_fraction=0.1",
+                "--model", "n_layer=1", "--model", "n_embd=16", "--no-progress"]
+    status, text, err = run_cli(["pretrain", "gpt", "--max-steps", "2", "--out-dir", str(out),
+                                 *settings], capsys)
+    assert status == 0, err
+    assert "done in" in text
+    status, _, err = run_cli(["pretrain", "gpt", "--max-steps", "2", "--out-dir", str(out),
+                              *settings], capsys)
+    assert status == 1 and "already holds a checkpoint" in err
+    status, text, err = run_cli(["finetune", str(out), "--task", "sms-spam", "--split",
+                                 "stratified", "--epochs", "1", "--out-dir",
+                                 str(tmp_path / "ft"), "--json"], capsys)
+    assert status == 0, err
+    result = json.loads(text)
+    assert result["backbone"] == "gpt" and 0 <= result["test"]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["finetune", "--task", "sms-spam"], "needs a pre-trained run"),
+    (["finetune", "--task", "sms-spam", "--setting", "colour=red"], "not a fine-tuning"),
+    (["pretrain", "bert", "--setting", "corpora=wiki"], "corpora='wiki'"),
+    (["pretrain", "bert", "--preset", "gpt-small"], "not a bert pre-training preset"),
+])
+def test_bad_settings_are_one_line_errors(argv, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
+    status, _, err = run_cli([*argv, "--out-dir", str(tmp_path / "x")], capsys)
+    assert status == 1 and message in err, err
