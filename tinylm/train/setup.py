@@ -8,8 +8,11 @@
     build_batcher(train_ids, cfg)                -> random windows or sequential streams
     total_iters(cfg, batcher)                    -> the number of optimizer steps
 
-Datasets with their own splits (PTB) use them; the others are split by ``val_fraction``
-(first 90% train, last 10% validation, as nanoGPT).
+Datasets with their own splits (PTB) use them; derived datasets (``DERIVED_DATASETS``: a
+name -> the registry files it is built from and the function that builds its train and
+validation text, e.g. "tang-poems", tinylm/data/poetry.py) split themselves, by
+``val_fraction``, and their tokenizer is built on both texts; the others are split by
+``val_fraction`` (first 90% train, last 10% validation, as nanoGPT).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import numpy
 
 from tinylm.data import (CharTokenizer, RandomWindowBatcher, SequentialBatcher, WordTokenizer,
                          dataset_info, load_text, split_train_val)
+from tinylm.data.poetry import POEM_FILES, tang_poem_texts
 from tinylm.models import get_model_class
 from tinylm.optim import SGD, Adam, AdamW, decay_groups
 
 SPLIT_DATASETS = {"ptb": ("ptb.train", "ptb.valid", "ptb.test")}
+# name -> (the registry files it is read from, val_fraction -> (train text, validation text))
+DERIVED_DATASETS = {"tang-poems": (POEM_FILES, tang_poem_texts)}
 
 
 @dataclass
@@ -49,6 +55,8 @@ def _encode(tokenizer, text: str) -> numpy.ndarray:
 
 def dataset_files(dataset: str) -> tuple:
     """The registry names of the files a training dataset is read from."""
+    if dataset in DERIVED_DATASETS:
+        return DERIVED_DATASETS[dataset][0]
     return SPLIT_DATASETS.get(dataset, (dataset,))
 
 
@@ -61,7 +69,14 @@ def data_provenance(dataset: str) -> dict:
 
 def prepare_data(cfg, tokenizer=None) -> PreparedData:
     """Load ``cfg.dataset`` and encode every split, with ``tokenizer`` (a resumed or loaded
-    run's own) or with a new one built on the training text."""
+    run's own) or with a new one built on the training text (both texts of a derived
+    dataset, so that no validation character is unknown)."""
+    if cfg.dataset in DERIVED_DATASETS:
+        train_text, val_text = DERIVED_DATASETS[cfg.dataset][1](cfg.val_fraction)
+        if tokenizer is None:
+            tokenizer = make_tokenizer(cfg.tokenizer, train_text + val_text, cfg.min_freq)
+        return PreparedData(tokenizer, _encode(tokenizer, train_text),
+                            _encode(tokenizer, val_text))
     texts = [load_text(name) for name in dataset_files(cfg.dataset)]    # PTB: its 3 splits
     if tokenizer is None:
         tokenizer = make_tokenizer(cfg.tokenizer, texts[0], cfg.min_freq)
