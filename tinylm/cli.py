@@ -6,10 +6,15 @@
                                                            (word vectors: the three evaluations;
                                                            seq2seq: BLEU or exact match)
     tinylm translate RUN SENTENCE [--beam K]               translate with a seq2seq run
+    tinylm poems RUN [--first 春,月] [--samples N]         sample five-character quatrains
+    tinylm pretrain bert|gpt [--preset NAME]               pre-train on unlabelled English
+    tinylm finetune [RUN] --task T [--method M]            fine-tune a classifier (or an LSTM)
+    tinylm classify RUN TEXT                               label a text with a classifier
     tinylm similar RUN WORD                                nearest words by cosine (embeddings)
     tinylm analogy RUN A B C                               A is to B as C is to ? (embeddings)
     tinylm gradcheck                                       the library's own gradient checks
-    tinylm bench {kernels,lstm,gpt} [--json]               tinylm against PyTorch, same config
+    tinylm bench {kernels,lstm,gpt,bert,...} [--json]      tinylm against PyTorch, same config
+    tinylm baseline tfidf --task T [--split S] [--json]    TF-IDF + logistic regression scores
 
 Add --debug (or set TINYLM_DEBUG=1) to see the Python traceback of an error.
 """
@@ -26,10 +31,15 @@ COMMANDS = {
     "generate": "tinylm.commands.generate",
     "eval": "tinylm.commands.eval",
     "translate": "tinylm.commands.translate",
+    "poems": "tinylm.commands.poems",
     "similar": "tinylm.commands.similar",
     "analogy": "tinylm.commands.analogy",
     "gradcheck": "tinylm.commands.gradcheck",
     "bench": "tinylm.commands.bench",
+    "pretrain": "tinylm.commands.pretrain",
+    "finetune": "tinylm.commands.finetune",
+    "classify": "tinylm.commands.classify",
+    "baseline": "tinylm.commands.baseline",
 }
 
 # What a user can cause -- bad settings, files, data, a diverged run -- is reported by its
