@@ -191,3 +191,19 @@ def test_bad_settings_are_one_line_errors(argv, message, monkeypatch, tmp_path, 
     monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
     status, _, err = run_cli([*argv, "--out-dir", str(tmp_path / "x")], capsys)
     assert status == 1 and message in err, err
+
+
+def test_the_label_curve_runs_both_inits_on_the_same_subsets(pretrained, tmp_path, capsys):
+    status, text, err = run_cli(["finetune", str(pretrained), "--task", "sms-spam", "--split",
+                                 "stratified", "--epochs", "2", "--label-curve", "0.25,1",
+                                 "--seeds", "0,1", "--out-dir", str(tmp_path / "curve"),
+                                 "--json"], capsys)
+    assert status == 0, err
+    curve = json.loads(text)
+    assert curve["train_examples"] == [42, 168]
+    assert set(curve["accuracy"]) == {"pretrained", "random"}
+    assert all(len(row) == 2 for rows in curve["accuracy"].values() for row in rows)
+    assert (tmp_path / "curve" / "label-curve.png").stat().st_size > 0
+    status, _, err = run_cli(["finetune", str(pretrained), "--task", "sms-spam",
+                              "--label-curve", "0,1"], capsys)
+    assert status == 1 and "(0, 1]" in err

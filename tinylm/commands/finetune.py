@@ -8,7 +8,10 @@ Fine-tune the backbone of a ``tinylm pretrain`` run RUN as a text classifier
 classifier from scratch. Prints the test metrics of the best validation epoch (accuracy,
 per-class precision / recall / F1, the confusion matrix) and writes the classifier to
 OUT_DIR for ``tinylm classify``. ``--all-folds`` (with ``--split cv10``) runs the ten folds
-and reports each test accuracy, their mean and standard deviation.
+and reports each test accuracy, their mean and standard deviation. ``--label-curve
+0.01,0.1,1 --seeds 0,1,2`` runs the label-efficiency experiment instead
+(tinylm/train/label_curve.py): every fraction and seed with the pre-trained and with a
+random backbone, written to OUT_DIR/label-curve.json and OUT_DIR/label-curve.png.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tinylm.classify.metrics import format_metrics
 from tinylm.commands.arguments import model_overrides, positive_int, probability
 from tinylm.train.finetune_run import (INITS, METHODS, SPLITS, TASKS, FinetuneSettings,
                                        finetune, finetune_settings)
+from tinylm.train.label_curve import label_curve, plot_label_curve
 
 SETTING_NAMES = {f.name for f in dataclasses.fields(FinetuneSettings)}
 FLAGS = ("task", "split", "fold", "method", "init", "backbone", "label_fraction", "epochs",
@@ -45,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--setting", dest="settings", action="append", default=[],
                         metavar="KEY=VALUE", help="any other fine-tuning setting")
+    parser.add_argument("--label-curve", metavar="F1,F2,...",
+                        help="label fractions of the label-efficiency experiment")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of --label-curve")
     parser.add_argument("--out-dir")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -80,9 +87,35 @@ def _all_folds(args, settings: FinetuneSettings, log) -> dict:
             "seconds": round(sum(r["seconds"] for r in results), 1)}
 
 
+def _numbers(text: str, kind, flag: str) -> list:
+    try:
+        values = [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} expects comma-separated numbers, got {text!r}.") from None
+    if not values:
+        raise ValueError(f"{flag} expects at least one number.")
+    return values
+
+
+def _label_curve(args, settings, log) -> dict:
+    fractions = _numbers(args.label_curve, float, "--label-curve")
+    if not all(0 < f <= 1 for f in fractions):
+        raise ValueError(f"--label-curve fractions must lie in (0, 1], got {fractions}.")
+    curve = label_curve(settings, args.run, fractions, _numbers(args.seeds, int, "--seeds"), log)
+    path = plot_label_curve(curve, Path(settings.out_dir) / "label-curve.png",
+                            title=f"{settings.task}: {settings.method} fine-tuning")
+    log(f"figure: {path}")
+    return curve
+
+
 def run(args) -> int:
     settings = _settings(args)
     log = (lambda line: None) if args.json else print
+    if args.label_curve:
+        curve = _label_curve(args, settings, log)
+        if args.json:
+            print(json.dumps(curve))
+        return 0
     result = (_all_folds(args, settings, log) if args.all_folds
               else finetune(settings, args.run, log=log))
     if args.json:
