@@ -52,3 +52,18 @@ def _assert_rel_close(actual, expected, rel, name="array", scale=None):
 @pytest.fixture
 def assert_rel_close():
     return _assert_rel_close
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: torch's thread pool would only wait for busy cores (the suite runs one
+    pytest worker per core)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

@@ -23,19 +23,7 @@ from tinylm.optim import AdamW, clip_grad_norm, decay_groups
 CONFIG = dict(vocab_size=23, block_size=10, n_layer=2, n_head=2, n_embd=16, dropout=0.0)
 REL = {np.float64: 1e-9, np.float32: 1e-4}
 LR, BETAS, WD = 3e-3, (0.9, 0.999), 0.01
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(rng, B=3, T=9, V=CONFIG["vocab_size"]):

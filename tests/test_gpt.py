@@ -24,19 +24,7 @@ from tinylm.train.presets import get_preset
 CONFIG = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: torch's thread pool would only wait for busy cores (the suite runs one
-    pytest worker per core)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REL = {np.float64: 1e-9, np.float32: 1e-4}
 LR, BETAS, WD = 3e-3, (0.9, 0.99), 0.1
 

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tinylm.cli import main
+from cli_helpers import run_cli
 from tinylm.data import DATASETS, DatasetChecksumError, DatasetFile
 from tinylm.data import datasets as datasets_module
 from tinylm.data.poetry import (FORM_KINDS, POEM_FILES, build_corpus, five_char_problem,
@@ -237,15 +237,6 @@ def test_the_measures_count_what_they_say(monkeypatch):
 
 # -- the command end to end --------------------------------------------------------------------
 
-def _call(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as stop:                  # argparse's usage errors
-        status = stop.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
 TINY_GPT = ["--model", "n_layer=1", "--model", "n_embd=16", "--model", "n_head=2",
             "--max-iters", "4", "--eval-interval", "2", "--batch-size", "4", "--progress", "false"]
 
@@ -253,7 +244,7 @@ TINY_GPT = ["--model", "n_layer=1", "--model", "n_embd=16", "--model", "n_head=2
 @pytest.fixture
 def tiny_run(tiny_poems, tmp_path, capsys):
     out = tmp_path / "run"
-    status, _, err = _call(["train", "gpt", "--preset", "tang-poems", "--val-fraction",
+    status, _, err = run_cli(["train", "gpt", "--preset", "tang-poems", "--val-fraction",
                             str(VAL_FRACTION), "--out-dir", str(out), *TINY_GPT], capsys)
     assert status == 0, err
     return out
@@ -262,10 +253,10 @@ def tiny_run(tiny_poems, tmp_path, capsys):
 def test_poems_end_to_end(tiny_run, capsys):
     argv = ["poems", str(tiny_run), "--first", "春,月", "--temperatures", "0.7,1.0",
             "--samples", "3", "--seed", "5", "--json"]
-    status, out, err = _call(argv, capsys)
+    status, out, err = run_cli(argv, capsys)
     assert status == 0, err
     report = json.loads(out)
-    assert _call(argv, capsys)[1] == out                                  # seeded
+    assert run_cli(argv, capsys)[1] == out                                  # seeded
     meta = json.loads((tiny_run / "ckpt.json").read_text())
     assert report["val_perplexity"] == meta["run"]["evals"][-1]["val_perplexity"]
     assert report["step"] == 4 and report["dataset"] == "tang-poems"
@@ -276,7 +267,7 @@ def test_poems_end_to_end(tiny_run, capsys):
         assert [e["text"][0] for e in r["examples"]] == ["春", "月"]
         assert all("\n" not in e["text"] for e in r["examples"])
         assert sum(r["failures"].values()) == round(6 * (1 - r["form"]))
-    status, text, _ = _call(argv[:-1], capsys)
+    status, text, _ = run_cli(argv[:-1], capsys)
     assert status == 0
     assert "perplexity" in text and text.count("quatrain form") == 2
     assert "four lines" in text and "copied from training" in text
@@ -298,23 +289,23 @@ def _assert_clean_error(status, err, expect, usage=False):
     (["--samples", "0"], "must be an integer >= 1"),
 ])
 def test_bad_flags_are_usage_errors(tiny_run, capsys, flags, expect):
-    _assert_clean_error(*_call(["poems", str(tiny_run), *flags], capsys)[::2], expect,
+    _assert_clean_error(*run_cli(["poems", str(tiny_run), *flags], capsys)[::2], expect,
                         usage=True)
 
 
 def test_a_character_the_run_does_not_know(tiny_run, capsys):
-    _assert_clean_error(*_call(["poems", str(tiny_run), "--first", "风"], capsys)[::2],
+    _assert_clean_error(*run_cli(["poems", str(tiny_run), "--first", "风"], capsys)[::2],
                         "'风' is not among the run's .* traditional characters")
 
 
 def test_a_run_that_is_not_a_gpt(tiny_poems, tmp_path, capsys):
     out = tmp_path / "ngram"
-    status, _, err = _call(["train", "ngram", "--dataset", "tang-poems", "--model", "order=2",
+    status, _, err = run_cli(["train", "ngram", "--dataset", "tang-poems", "--model", "order=2",
                             "--val-fraction", str(VAL_FRACTION), "--out-dir", str(out)], capsys)
     assert status == 0, err
-    _assert_clean_error(*_call(["poems", str(out)], capsys)[::2],
+    _assert_clean_error(*run_cli(["poems", str(out)], capsys)[::2],
                         "holds a 'ngram' run; tinylm poems samples from a GPT")
 
 
 def test_a_folder_without_a_run(tmp_path, capsys):
-    _assert_clean_error(*_call(["poems", str(tmp_path)], capsys)[::2], "no checkpoint in")
+    _assert_clean_error(*run_cli(["poems", str(tmp_path)], capsys)[::2], "no checkpoint in")

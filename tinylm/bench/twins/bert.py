@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 
-import numpy
-
 from tinylm.bench.twins.gpt import to_torch_layout as _gpt_layout
+from tinylm.bench.twins.gpt import with_weights_of
 
 
 def to_torch_layout(name: str, array):
@@ -116,10 +115,5 @@ def bert_twin_class(torch, config, fused_attention: bool = False):
 
 def bert_twin(torch, model, fused_attention: bool = False):
     """The twin of the tinylm ``BERT`` ``model``, in its dtype, with its weights."""
-    dtype = torch.float64 if model.wte.dtype == numpy.float64 else torch.float32
-    twin = bert_twin_class(torch, model.config, fused_attention)().to(dtype)
-    params = dict(twin.named_parameters())
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            params[name].copy_(torch.from_numpy(to_torch_layout(name, p.data)))
-    return twin
+    return with_weights_of(torch, bert_twin_class(torch, model.config, fused_attention)(), model,
+                           to_torch_layout)

@@ -87,12 +87,17 @@ def gpt_twin_class(torch, config, fused_attention: bool = False):
     return TwinGPT
 
 
-def gpt_twin(torch, model, fused_attention: bool = False):
-    """The twin of the tinylm ``GPT`` ``model``, in its dtype, with its weights."""
-    dtype = torch.float64 if model.wte.dtype == numpy.float64 else torch.float32
-    twin = gpt_twin_class(torch, model.config, fused_attention)().to(dtype)
+def with_weights_of(torch, twin, model, layout=to_torch_layout):
+    """``twin`` in ``model``'s dtype, holding its weights: each tinylm parameter copied
+    into the twin's parameter of the same name, in torch's layout (``layout``)."""
+    twin = twin.to(torch.float64 if model.wte.dtype == numpy.float64 else torch.float32)
     params = dict(twin.named_parameters())
     with torch.no_grad():
         for name, p in model.named_parameters():
-            params[name].copy_(torch.from_numpy(to_torch_layout(name, p.data)))
+            params[name].copy_(torch.from_numpy(layout(name, p.data)))
     return twin
+
+
+def gpt_twin(torch, model, fused_attention: bool = False):
+    """The twin of the tinylm ``GPT`` ``model``, in its dtype, with its weights."""
+    return with_weights_of(torch, gpt_twin_class(torch, model.config, fused_attention)(), model)
