@@ -46,16 +46,38 @@ def _settings(family, out_dir, **extra):
 def test_bert_batches_are_masked_windows_and_a_function_of_seed_and_step(corpus, tmp_path):
     s = _settings("bert", tmp_path)
     data = pretrain_run.prepare_corpus(s)
-    inputs, targets = training_batch(data.train, 5, s, 32)
-    again, _ = training_batch(data.train, 5, s, 32)
-    np.testing.assert_array_equal(inputs, again)
+    inputs, targets, segments, _ = training_batch(data.train, 5, s, 32)
+    np.testing.assert_array_equal(inputs, training_batch(data.train, 5, s, 32).inputs)
+    assert segments is None
     assert inputs.shape == (8, 12) and (inputs[:, 0] == CLS_ID).all()
     assert (inputs[:, -1] == SEP_ID).all()
     assert (targets != -100).any(axis=1).all()              # every window predicts something
     assert (inputs == MASK_ID).any()
     assert not (targets[inputs == SEP_ID] != -100).any()    # [SEP] is never a target
-    x, y = training_batch(data.train, 5, _settings("gpt", tmp_path), 32)
+    x, y, _, _ = training_batch(data.train, 5, _settings("gpt", tmp_path), 32)
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+
+
+def test_next_sentence_pairs_follow_or_are_random_and_train(corpus, tmp_path):
+    s = _settings("bert", tmp_path, next_sentence=True, batch_size=64)
+    data = pretrain_run.prepare_corpus(s)
+    rng = np.random.default_rng(3)
+    starts = rng.integers(0, data.train.size - 9, size=64)
+    windows = data.train[starts[:, None] + np.arange(9)[None, :]]
+    batch = pretrain_run.nsp_batch(data.train, windows, s, 32, np.random.default_rng(4))
+    assert batch.inputs.shape == (64, 12)
+    assert 10 < batch.nsp_targets.sum() < 54                 # about half are random
+    for b in range(64):
+        row = np.where(batch.targets[b] != -100, batch.targets[b], batch.inputs[b])
+        boundary = int(np.argmax(batch.segments[b])) - 1     # the [SEP] that ends A
+        assert row[0] == CLS_ID and row[boundary] == SEP_ID and row[-1] == SEP_ID
+        assert 1 <= boundary <= 9 and batch.segments[b, boundary + 1:].all()
+        if batch.nsp_targets[b] == 0:                        # B continues A
+            np.testing.assert_array_equal(np.delete(row, [0, boundary, 11]), windows[b])
+    history = train_pretrain(s, TINY, log=lambda m: None)
+    assert "val_nsp_accuracy" in history.evals[-1]
+    with pytest.raises(ValueError, match="needs family 'bert'"):
+        _settings("gpt", tmp_path, next_sentence=True)
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt"])

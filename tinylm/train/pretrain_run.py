@@ -15,8 +15,12 @@ next-token (GPT) training with AdamW -> a checkpoint that fine-tuning starts fro
    run reads the same batches without saving a batcher. BERT: a window of
    ``block_size - 2`` tokens becomes [CLS] window [SEP] (no padding: every row is full),
    masked by the 15 % / 80-10-10 rule (tinylm/data/masking.py) with the same generator
-   ([CLS] and every [SEP] are never masked). GPT: a window of ``block_size + 1`` tokens,
-   x = its first block_size, y = its last.
+   ([CLS] and every [SEP] are never masked). With ``next_sentence``, a window of
+   ``block_size - 3`` tokens is cut at a uniform point into A and B, and half of the rows
+   (drawn by the same generator) replace B by as many tokens from a random start:
+   [CLS] A [SEP] B [SEP], segment 0 up to the first [SEP] and 1 after it, NSP label 0 (B
+   follows A) or 1 (B is random). GPT: a window of ``block_size + 1`` tokens, x = its first
+   block_size, y = its last.
 4. **Optimisation**: AdamW (decay on matrices only), global-norm clipping, linear warm-up
    then a cosine to ``min_lr`` at ``max_steps`` (post-LN BERT needs the warm-up).
 5. **Validation**, every ``eval_interval`` steps: consecutive windows of the validation
@@ -36,6 +40,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy
 
@@ -73,6 +78,7 @@ class PretrainSettings:
     block_size: int = 64                 # tokens per window ([CLS] and [SEP] included)
     batch_size: int = 64
     mask_prob: float = 0.15
+    next_sentence: bool = False          # BERT: also next-sentence prediction (section 5)
     lr: float = 5e-4
     min_lr: float = 5e-5
     warmup_steps: int = 500
@@ -94,7 +100,9 @@ class PretrainSettings:
             (len(self.corpus_names) > 0 and set(self.corpus_names) <= set(CORPORA),
              f"corpora={self.corpora!r} must be a comma-separated selection of "
              f"{list(CORPORA)}"),
-            (self.block_size >= 4, f"block_size={self.block_size} must be >= 4"),
+            (self.block_size >= 5, f"block_size={self.block_size} must be >= 5"),
+            (not self.next_sentence or self.family == "bert",
+             "next_sentence=True needs family 'bert' (GPT has no NSP head)"),
             (min(self.batch_size, self.eval_interval, self.eval_windows) >= 1,
              "batch_size, eval_interval and eval_windows must be >= 1"),
             (self.lr > 0 and 0 <= self.min_lr <= self.lr,
@@ -147,64 +155,104 @@ def prepare_corpus(settings: PretrainSettings, tokenizer=None, lines=None) -> Pr
     return data
 
 
-def _bert_rows(windows):
-    """windows [B, L] -> [CLS] window [SEP] rows [B, L + 2] and which tokens may be masked."""
-    B = windows.shape[0]
-    rows = numpy.concatenate([numpy.full((B, 1), CLS_ID), windows,
-                              numpy.full((B, 1), SEP_ID)], axis=1)
-    return rows, rows >= FIRST_WORD_ID
+class PretrainBatch(NamedTuple):
+    inputs: numpy.ndarray                # [B, T] ids (BERT: masked)
+    targets: numpy.ndarray               # [B, T] BERT: originals at the masked positions,
+                                         # -100 elsewhere; GPT: the next tokens
+    segments: numpy.ndarray | None = None      # [B, T] with next_sentence
+    nsp_targets: numpy.ndarray | None = None   # [B] 0 IsNext, 1 NotNext
+
+    def forward_arguments(self) -> dict:
+        extra = {} if self.segments is None else {"segments": self.segments,
+                                                  "nsp_targets": self.nsp_targets}
+        return {"targets": self.targets, **extra}
 
 
-def bert_batch(windows, settings: PretrainSettings, vocab_size: int, rng):
-    """windows [B, block_size - 2] -> (inputs, targets) [B, block_size] of masked LM."""
-    rows, maskable = _bert_rows(windows)
-    return mask_tokens(rows, maskable, vocab_size, MASK_ID, FIRST_WORD_ID, rng,
+def _masked(rows, settings: PretrainSettings, vocab_size: int, rng):
+    """rows [B, T] with their special tokens -> (inputs, targets) of masked LM."""
+    return mask_tokens(rows, rows >= FIRST_WORD_ID, vocab_size, MASK_ID, FIRST_WORD_ID, rng,
                        settings.mask_prob)
 
 
+def bert_batch(windows, settings: PretrainSettings, vocab_size: int, rng) -> PretrainBatch:
+    """windows [B, block_size - 2] -> [CLS] window [SEP], masked."""
+    B = windows.shape[0]
+    rows = numpy.concatenate([numpy.full((B, 1), CLS_ID), windows,
+                              numpy.full((B, 1), SEP_ID)], axis=1)
+    return PretrainBatch(*_masked(rows, settings, vocab_size, rng))
+
+
+def nsp_batch(stream, windows, settings: PretrainSettings, vocab_size: int,
+              rng) -> PretrainBatch:
+    """windows [B, block_size - 3] -> [CLS] A [SEP] B [SEP] pairs, half with a random B
+    (module docstring, step 3), masked."""
+    B, L = windows.shape
+    cut = rng.integers(1, L, size=B)                                           # len(A)
+    not_next = rng.random(B) < 0.5
+    random_starts = rng.integers(0, stream.size - L + 1, size=B)
+    rows = numpy.empty((B, L + 3), dtype=numpy.int64)
+    segments = numpy.zeros((B, L + 3), dtype=numpy.int64)
+    for b in range(B):
+        a = cut[b]
+        second = (stream[random_starts[b]:random_starts[b] + L - a] if not_next[b]
+                  else windows[b, a:])
+        rows[b] = numpy.concatenate([[CLS_ID], windows[b, :a], [SEP_ID], second, [SEP_ID]])
+        segments[b, a + 2:] = 1
+    inputs, targets = _masked(rows, settings, vocab_size, rng)
+    return PretrainBatch(inputs, targets, segments, not_next.astype(numpy.int64))
+
+
 def window_length(settings: PretrainSettings) -> int:
-    """Stream tokens per window: block_size - 2 for BERT ([CLS], [SEP] added), block_size
-    + 1 for GPT (inputs and targets shifted by one)."""
-    return settings.block_size - 2 if settings.family == "bert" else settings.block_size + 1
+    """Stream tokens per window: block_size - 2 for BERT ([CLS], [SEP] added; - 3 with
+    NSP's second [SEP]), block_size + 1 for GPT (inputs and targets shifted by one)."""
+    if settings.family == "gpt":
+        return settings.block_size + 1
+    return settings.block_size - (3 if settings.next_sentence else 2)
 
 
-def training_batch(stream, step: int, settings: PretrainSettings, vocab_size: int):
-    """The (inputs, targets) of step ``step``, drawn from default_rng([seed, step])."""
+def _batch_of(stream, windows, settings, vocab_size, rng) -> PretrainBatch:
+    if settings.family == "gpt":
+        return PretrainBatch(windows[:, :-1], windows[:, 1:])
+    if settings.next_sentence:
+        return nsp_batch(stream, windows, settings, vocab_size, rng)
+    return bert_batch(windows, settings, vocab_size, rng)
+
+
+def training_batch(stream, step: int, settings: PretrainSettings,
+                   vocab_size: int) -> PretrainBatch:
+    """The batch of step ``step``, drawn from default_rng([seed, step])."""
     rng = numpy.random.default_rng([settings.seed, step])
     L = window_length(settings)
     starts = rng.integers(0, stream.size - L + 1, size=settings.batch_size)
     windows = stream[starts[:, None] + numpy.arange(L)[None, :]]               # [B, L]
-    if settings.family == "bert":
-        return bert_batch(windows, settings, vocab_size, rng)
-    return windows[:, :-1], windows[:, 1:]
+    return _batch_of(stream, windows, settings, vocab_size, rng)
 
 
 def validation_batches(stream, settings: PretrainSettings, vocab_size: int) -> list:
     """Consecutive windows of the validation stream, at most ``eval_windows``, in batches;
-    BERT's masks drawn once from a fixed generator."""
+    BERT's masks (and NSP pairs) drawn once from a fixed generator."""
     L = window_length(settings)
     n = min(settings.eval_windows, stream.size // L)
     windows = stream[:n * L].reshape(n, L)
     rng = numpy.random.default_rng([settings.seed, 2**31 - 1])
-    batches = []
-    for start in range(0, n, settings.batch_size):
-        chunk = windows[start:start + settings.batch_size]
-        batches.append(bert_batch(chunk, settings, vocab_size, rng)
-                       if settings.family == "bert" else (chunk[:, :-1], chunk[:, 1:]))
-    return batches
+    return [_batch_of(stream, windows[start:start + settings.batch_size], settings,
+                      vocab_size, rng) for start in range(0, n, settings.batch_size)]
 
 
 # -- the model ----------------------------------------------------------------------------
-def build_model(family: str, model_config: dict, vocab_size: int, block_size: int):
-    """The model of ``family``, its vocabulary and positions taken from the run."""
-    given = sorted({"vocab_size", "block_size"} & set(model_config))
+def build_model(family: str, model_config: dict, vocab_size: int, block_size: int,
+                next_sentence: bool = False):
+    """The model of ``family``, its vocabulary, positions and NSP head taken from the run."""
+    given = sorted({"vocab_size", "block_size", "next_sentence"} & set(model_config))
     if given:
         raise ValueError(f"--model {given[0]} cannot be set: it comes from the pre-training "
-                         "settings (vocab_size, block_size).")
+                         "settings (vocab_size, block_size, next_sentence).")
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} must be one of {sorted(FAMILIES)}.")
     cls = FAMILIES[family]
     values = dict(model_config, vocab_size=vocab_size, block_size=block_size)
+    if family == "bert":
+        values["next_sentence"] = next_sentence
     return cls(config_from_dict(cls.config_class, values, owner=cls.__name__)).to(numpy.float32)
 
 
@@ -229,10 +277,10 @@ class PretrainRun:
 
     def train_step(self, step: int) -> float:
         s = self.settings
-        inputs, targets = training_batch(self.data.train, step, s, self.data.tokenizer.vocab_size)
+        batch = training_batch(self.data.train, step, s, self.data.tokenizer.vocab_size)
         self.optimizer.lr = warmup_cosine(step, s.lr, s.warmup_steps,
                                           max(s.max_steps, s.warmup_steps + 1), s.min_lr)
-        _, loss = self.model.forward(inputs, targets)
+        _, loss = self.model.forward(batch.inputs, **batch.forward_arguments())
         loss = check_finite_loss(float(to_numpy(loss)), step)
         self.model.backward()
         if s.grad_clip > 0:
@@ -242,22 +290,29 @@ class PretrainRun:
         return loss
 
     def validation(self) -> dict:
-        """Mean loss per predicted token, its accuracy and perplexity on the fixed batches."""
-        total, correct, count = 0.0, 0, 0
+        """On the fixed batches: the mean LM loss per predicted token, its accuracy and
+        perplexity exp(loss); with NSP also the NSP accuracy (the LM loss excludes it)."""
+        total, correct, count, nsp_correct, rows = 0.0, 0, 0, 0, 0
         self.model.eval()
-        for inputs, targets in self.valid:
-            logits, loss = self.model.forward(inputs, targets)
-            predicted = targets.reshape(-1)
-            if self.settings.family == "bert":
-                predicted = predicted[predicted != -100]
-            n = predicted.size
-            guess = to_numpy(logits).reshape(n, -1).argmax(axis=-1)
-            total, count = total + float(to_numpy(loss)) * n, count + n
-            correct += int((guess == predicted).sum())
+        for batch in self.valid:
+            logits, _ = self.model.forward(batch.inputs, **batch.forward_arguments())
+            predicted = batch.targets.reshape(-1)
+            predicted = predicted[predicted != -100]
+            z = to_numpy(logits).reshape(predicted.size, -1).astype(numpy.float64)
+            top = z.max(axis=1, keepdims=True)
+            log_z = numpy.log(numpy.exp(z - top).sum(axis=1)) + top[:, 0]
+            total += float((log_z - z[numpy.arange(predicted.size), predicted]).sum())
+            correct += int((z.argmax(axis=1) == predicted).sum())
+            count += predicted.size
+            if batch.nsp_targets is not None:
+                guess = to_numpy(self.model.nsp_logits).argmax(axis=1)
+                nsp_correct += int((guess == batch.nsp_targets).sum())
+                rows += batch.nsp_targets.size
         self.model.train()
         loss = total / count
-        return {"val_loss": loss, "val_accuracy": correct / count,
-                "val_perplexity": math.exp(min(loss, 700.0))}
+        result = {"val_loss": loss, "val_accuracy": correct / count,
+                  "val_perplexity": math.exp(min(loss, 700.0))}
+        return {**result, "val_nsp_accuracy": nsp_correct / rows} if rows else result
 
     def evaluate(self, started: float, log) -> None:
         h = self.history
@@ -271,8 +326,10 @@ class PretrainRun:
             h.best = {"iter": h.iteration, "val_loss": result["val_loss"]}
             self.best_state = self.model.state_dict()
         h.elapsed_s = time.perf_counter() - started
+        nsp = (f", NSP accuracy {result['val_nsp_accuracy']:.3f}"
+               if "val_nsp_accuracy" in result else "")
         log(f"step {h.iteration}: val loss {result['val_loss']:.4f}, accuracy "
-            f"{result['val_accuracy']:.3f}, ppl {result['val_perplexity']:.1f} "
+            f"{result['val_accuracy']:.3f}, ppl {result['val_perplexity']:.1f}{nsp} "
             f"({h.elapsed_s / 60:.1f} min)")
         self.save()
 
@@ -323,7 +380,7 @@ def train_pretrain(settings: PretrainSettings, model_config: dict, resume: bool 
     resumed run's own; ``lines``: {corpus: [lines]} in place of the registered corpora."""
     data = prepare_corpus(settings, tokenizer, lines)
     model = build_model(settings.family, model_config, data.tokenizer.vocab_size,
-                        settings.block_size)
+                        settings.block_size, settings.next_sentence)
     run = PretrainRun(settings, model.train(), data)
     if resume:
         run.restore()
