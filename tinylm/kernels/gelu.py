@@ -160,6 +160,21 @@ if NUMBA_AVAILABLE:
             dx[i] = dout[i] * (cdf + x[i] * inv_sqrt2pi * e[i])
 
     @numba.njit(parallel=True, **JIT)
+    def _erf_forward_chunks(x, c, p, ex, out, t, bits, n_chunks):
+        n = x.size
+        for k in numba.prange(n_chunks):
+            lo, hi = k * n // n_chunks, (k + 1) * n // n_chunks
+            _erf_forward_simd(x[lo:hi], c, p, ex, out[lo:hi], t[lo:hi], bits[lo:hi])
+
+    @numba.njit(parallel=True, **JIT)
+    def _erf_backward_chunks(dout, x, c, p, ex, dx, t, e, bits, n_chunks):
+        n = x.size
+        for k in numba.prange(n_chunks):
+            lo, hi = k * n // n_chunks, (k + 1) * n // n_chunks
+            _erf_backward_simd(dout[lo:hi], x[lo:hi], c, p, ex, dx[lo:hi], t[lo:hi],
+                               e[lo:hi], bits[lo:hi])
+
+    @numba.njit(parallel=True, **JIT)
     def _forward_parallel(x, tanh_approx, c, out, n_chunks):
         n = x.size
         for k in numba.prange(n_chunks):
@@ -182,8 +197,10 @@ def gelu_forward(x, approximate: str):
         _forward_rational_range(flat, c, RATIONAL_TANH, out, 0, flat.size)       # SIMD: serial
         return out.reshape(x.shape)
     if flat.dtype == numpy.float32:                                              # exact, SIMD
-        _erf_forward_simd(flat, c, ERFC_POLY, EXP_POLY, out, numpy.empty_like(flat),
-                          numpy.empty(flat.size, dtype=numpy.int32))
+        args = (flat, c, ERFC_POLY, EXP_POLY, out, numpy.empty_like(flat),
+                numpy.empty(flat.size, dtype=numpy.int32))
+        chunks = parallel_chunks(flat.size, flat.size)
+        _erf_forward_simd(*args) if chunks == 1 else _erf_forward_chunks(*args, chunks)
         return out.reshape(x.shape)
     chunks = parallel_chunks(flat.size, flat.size)
     args = (flat, approximate == "tanh", c)
@@ -204,9 +221,11 @@ def gelu_backward(dout, x, approximate: str):
         _backward_simd_range(dflat, flat, _constants(flat.dtype), EXP_POLY, dx, bits)
         return dx.reshape(x.shape)
     if flat.dtype == numpy.float32:                                              # exact, SIMD
-        _erf_backward_simd(dflat, flat, _constants(flat.dtype), ERFC_POLY, EXP_POLY, dx,
-                           numpy.empty_like(flat), numpy.empty_like(flat),
-                           numpy.empty(flat.size, dtype=numpy.int32))
+        args = (dflat, flat, _constants(flat.dtype), ERFC_POLY, EXP_POLY, dx,
+                numpy.empty_like(flat), numpy.empty_like(flat),
+                numpy.empty(flat.size, dtype=numpy.int32))
+        chunks = parallel_chunks(flat.size, flat.size)
+        _erf_backward_simd(*args) if chunks == 1 else _erf_backward_chunks(*args, chunks)
         return dx.reshape(x.shape)
     chunks = parallel_chunks(flat.size, flat.size)
     args = (dflat, flat, approximate == "tanh", _constants(flat.dtype))
