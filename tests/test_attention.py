@@ -62,12 +62,56 @@ def test_fused_kernel_equals_reference(B, T, H, hd, dtype, dropout, split, rng,
     y, att = K.causal_attention_forward(qkv, H, mask)
     y_ref, att_ref = A.causal_attention_forward_reference(qkv, H, mask)
     dqkv = K.causal_attention_backward(dy, qkv, att, H, mask)
-    dqkv_ref = A.causal_attention_backward_reference(dy, qkv, att_ref, H, mask)
+    dqkv_ref = A.fused_attention_backward_reference(dy, qkv, att_ref, H, mask)
     assert y.dtype == att.dtype == dqkv.dtype == dtype
     assert_rel_close(y, y_ref, REL[dtype], "y")
     assert_rel_close(att, att_ref, REL[dtype], "att")
     assert_rel_close(dqkv, dqkv_ref, REL[dtype], "dqkv")
     assert np.all(np.triu(att, k=1) == 0), "weights above the diagonal must be exactly 0"
+
+
+@pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B, T, H, hd", [(1, 1, 1, 1), (2, 7, 3, 5), (3, 33, 2, 8)])
+@pytest.mark.parametrize("dropout, padded", [(False, False), (True, True), (False, True)])
+def test_bidirectional_kernel_equals_reference(B, T, H, hd, dtype, dropout, padded, split, rng,
+                                               assert_rel_close, monkeypatch):
+    """The encoder's fused path, with a key-padding mask (row 1 has no real key: its
+    weights and output must be 0, not NaN)."""
+    monkeypatch.setenv("TINYLM_KERNELS", "auto")
+    qkv = rng.standard_normal((B, T, 3 * H * hd)).astype(dtype)
+    dy = rng.standard_normal((B, T, H * hd)).astype(dtype)
+    mask = ((rng.random((B, H, T, T)) > 0.25) / 0.75).astype(dtype) if dropout else None
+    keep = np.arange(T)[None, :] < np.array([T, 0, max(T - 3, 1)][:B])[:, None] if padded \
+        else None
+    y, att = K.bidirectional_attention_forward(qkv, H, keep, mask)
+    y_ref, att_ref = A.bidirectional_attention_forward_reference(qkv, H, keep, mask)
+    dqkv = K.bidirectional_attention_backward(dy, qkv, att, H, mask)
+    dqkv_ref = A.fused_attention_backward_reference(dy, qkv, att_ref, H, mask)
+    assert y.dtype == att.dtype == dqkv.dtype == dtype
+    assert_rel_close(y, y_ref, REL[dtype], "y")
+    assert_rel_close(att, att_ref, REL[dtype], "att")
+    assert_rel_close(dqkv, dqkv_ref, REL[dtype], "dqkv")
+    if padded:
+        assert np.all(att[~np.broadcast_to(keep[:, None, None, :], att.shape)] == 0)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dqkv))
+
+
+def test_the_encoder_takes_the_fused_path_and_agrees_with_the_general_one(kernels, rng,
+                                                                          assert_rel_close):
+    """A key-padding mask [B, 1, 1, T] without causality is the fused bidirectional path;
+    the same mask as a [B, 1, T, T] array goes the general way; both agree, dropout too."""
+    qkv = rng.standard_normal((2, 6, 12))
+    keys = (np.arange(6)[None, :] < np.array([6, 4])[:, None])[:, None, None, :]
+    full = np.broadcast_to(keys, (2, 1, 6, 6)).copy()
+    fused = A.attention_heads_forward(qkv, 2, keys, False, 0.3, np.random.default_rng(4))
+    general = A.attention_heads_forward(qkv, 2, full, False, 0.3, np.random.default_rng(4))
+    assert isinstance(fused[1], A.FusedHeadsCache) and not fused[1].causal
+    assert isinstance(general[1], A.MaskedHeadsCache)
+    assert_rel_close(fused[0], general[0], 1e-13, "y")
+    dy = rng.standard_normal(fused[0].shape)
+    assert_rel_close(attention_heads_backward(dy, fused[1]),
+                     attention_heads_backward(dy, general[1]), 1e-13, "dqkv")
 
 
 @pytest.mark.skipif(not backend.NUMBA_AVAILABLE, reason="numba is not installed")
@@ -87,7 +131,7 @@ def test_kernel_in_slabs_of_one_batch_row_and_short_query_blocks(dropout, split,
     assert_rel_close(y, y_ref, REL[np.float64], "y")
     assert_rel_close(att, att_ref, REL[np.float64], "att")
     assert_rel_close(K.causal_attention_backward(dy, qkv, att, H, mask),
-                     A.causal_attention_backward_reference(dy, qkv, att_ref, H, mask),
+                     A.fused_attention_backward_reference(dy, qkv, att_ref, H, mask),
                      REL[np.float64], "dqkv")
 
 

@@ -192,7 +192,7 @@ def _attention(rng, dtype, torch, B, T, H, hd, **_):
         return both
 
     reference = run(functional_attention.causal_attention_forward_reference,
-                    functional_attention.causal_attention_backward_reference)
+                    functional_attention.fused_attention_backward_reference)
     fast = run(attention.causal_attention_forward, attention.causal_attention_backward)
     if torch is None:
         return reference, fast, None

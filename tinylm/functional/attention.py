@@ -30,11 +30,13 @@ width hd = D / H (GPT-2's names: c_attn is the QKV projection, c_proj the output
     y = attention(q, k, v) merged -> [B, T, D]
     out = y W_o + b_o                         [B, T, D]    c_proj
 
-``attention_heads_*`` is the middle step on the packed qkv. Causal self-attention without
-another mask is the fused path: the same maths with the causal mask, run by the accelerated
-kernel of tinylm/kernels/attention.py when ``use_numba`` says so (``causal_attention_*_reference``
-is its specification, in array-module code); any other mask goes through
-``scaled_dot_product_attention_*``.
+``attention_heads_*`` is the middle step on the packed qkv. Two masks take the fused path,
+run by the accelerated kernels of tinylm/kernels/attention.py when ``use_numba`` says so:
+causal self-attention (a decoder; ``causal_attention_forward_reference`` is its
+specification, in array-module code) and bidirectional self-attention with at most a
+key-padding mask [B, 1, 1, T] (an encoder; ``bidirectional_attention_forward_reference``);
+their backward is one (``fused_attention_backward_reference``), since masked positions
+have P = 0. Any other mask goes through ``scaled_dot_product_attention_*``.
 """
 
 from __future__ import annotations
@@ -183,8 +185,20 @@ def causal_attention_forward_reference(qkv, n_head: int, drop_mask=None):
     return merge_heads(y), p
 
 
-def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=None):
-    """dy [B, T, D], qkv [B, T, 3D], att P [B, H, T, T] -> dqkv [B, T, 3D]."""
+def bidirectional_attention_forward_reference(qkv, n_head: int, keep=None, drop_mask=None):
+    """The fused encoder path's specification: qkv [B, T, 3D], keep [B, T] bool (True = a
+    real key) or None, drop_mask M [B, H, T, T] or None -> (y [B, T, D], P [B, H, T, T])."""
+    q, k, v = split_qkv(qkv, n_head)                                   # [B, H, T, hd] each
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
+    allowed = None if keep is None else keep[:, None, None, :]          # [B, 1, 1, T]
+    p = _softmax_scores(q, k, allowed, scale)                          # [B, H, T, T]
+    y, _ = _weigh_values(q, k, v, p, drop_mask, scale)                 # [B, H, T, hd]
+    return merge_heads(y), p
+
+
+def fused_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=None):
+    """dy [B, T, D], qkv [B, T, 3D], att P [B, H, T, T] -> dqkv [B, T, 3D]: the backward
+    of both fused paths (the mask is in P, which is 0 where a key is masked)."""
     q, k, v = split_qkv(qkv, n_head)                                   # [B, H, T, hd] each
     scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
     cache = _sdpa_cache(q, k, v, att, drop_mask, scale)
@@ -193,11 +207,12 @@ def causal_attention_backward_reference(dy, qkv, att, n_head: int, drop_mask=Non
 
 
 class FusedHeadsCache(NamedTuple):
-    """Cache of the fused causal path."""
+    """Cache of the fused paths."""
     att: object          # P [B, H, T, T]
     qkv: object          # [B, T, 3D]
     n_head: int
     drop_mask: object    # M [B, H, T, T], or None
+    causal: bool = True
 
 
 class MaskedHeadsCache(NamedTuple):
@@ -215,13 +230,15 @@ def attention_heads_forward(qkv, n_head: int, mask=None, causal: bool = True,
                             dropout_p: float = 0.0, rng=None, training: bool = True):
     """qkv [B, T, 3D] -> (y [B, T, D], cache): every head attends within its own columns.
 
-    Causal attention without another mask takes the fused path; the attention weights are
-    ``cache.att`` in both paths ([B, H, T, T], for plots)."""
+    Causal attention without another mask, and bidirectional attention with at most a
+    key-padding mask, take the fused paths; the attention weights are ``cache.att`` in every
+    path ([B, H, T, T], for plots)."""
     B, T, D3 = qkv.shape
     if D3 % 3 or (D3 // 3) % n_head:
         raise ValueError(f"attention: qkv has {D3} columns; need 3 * D with D divisible by "
                          f"n_head={n_head}.")
-    if not (causal and mask is None):
+    keys_only = mask is None or (tuple(mask.shape) == (B, 1, 1, T) and mask.dtype == bool)
+    if not ((causal and mask is None) or (not causal and keys_only)):
         q, k, v = split_qkv(qkv, n_head)                               # [B, H, T, hd] each
         y, cache = scaled_dot_product_attention_forward(q, k, v, mask, causal, dropout_p, rng,
                                                         training)      # [B, H, T, hd]
@@ -229,10 +246,17 @@ def attention_heads_forward(qkv, n_head: int, mask=None, causal: bool = True,
     check_dropout_p(dropout_p, "attention")
     active = training and dropout_p > 0.0
     drop_mask = dropout_mask((B, n_head, T, T), dropout_p, rng, qkv.dtype) if active else None
-    forward = (attention_kernel.causal_attention_forward if use_numba(qkv)
-               else causal_attention_forward_reference)
-    y, att = forward(qkv, n_head, drop_mask)                           # [B, T, D], P
-    return y, FusedHeadsCache(att, qkv, n_head, drop_mask)
+    fast = use_numba(qkv)
+    if causal:
+        forward = (attention_kernel.causal_attention_forward if fast
+                   else causal_attention_forward_reference)
+        y, att = forward(qkv, n_head, drop_mask)                       # [B, T, D], P
+    else:
+        forward = (attention_kernel.bidirectional_attention_forward if fast
+                   else bidirectional_attention_forward_reference)
+        keep = None if mask is None else mask[:, 0, 0, :]              # [B, T]
+        y, att = forward(qkv, n_head, keep, drop_mask)                 # [B, T, D], P
+    return y, FusedHeadsCache(att, qkv, n_head, drop_mask, causal)
 
 
 def attention_heads_backward(dy, cache):
@@ -241,9 +265,11 @@ def attention_heads_backward(dy, cache):
         dq, dk, dv = scaled_dot_product_attention_backward(split_heads(dy, cache.n_head),
                                                            cache.sdpa)
         return merge_qkv(dq, dk, dv)
-    att, qkv, n_head, drop_mask = cache
-    backward = (attention_kernel.causal_attention_backward if use_numba(dy, qkv, att)
-                else causal_attention_backward_reference)
+    att, qkv, n_head, drop_mask, causal = cache
+    if not use_numba(dy, qkv, att):
+        return fused_attention_backward_reference(dy, qkv, att, n_head, drop_mask)
+    backward = (attention_kernel.causal_attention_backward if causal
+                else attention_kernel.bidirectional_attention_backward)
     return backward(dy, qkv, att, n_head, drop_mask)
 
 
@@ -325,6 +351,13 @@ def gradcheck_cases():
         case("attention_heads[padding mask]", heads, heads_b,
              lambda rng: {"qkv": rng.standard_normal((2, 5, 12)), "n_head": 2,
                           "mask": _padding(rng, 2, 5), "causal": False}),
+        case("attention_heads[bidirectional, padding, dropout]", heads, heads_b,
+             lambda rng: {"qkv": rng.standard_normal((2, 5, 12)), "n_head": 2,
+                          "mask": _padding(rng, 2, 5), "causal": False, "dropout_p": 0.3,
+                          "seed": 6}),
+        case("attention_heads[bidirectional, no mask]", heads, heads_b,
+             lambda rng: {"qkv": rng.standard_normal((2, 5, 12)), "n_head": 2,
+                          "causal": False}),
         case("multi_head_attention", mha, mha_b, lambda rng: _mha_inputs(rng)),
         case("multi_head_attention[padding mask, bidirectional]", mha, mha_b,
              lambda rng: _mha_inputs(rng, mask=_padding(rng, 2, 5), causal=False)),

@@ -1,9 +1,10 @@
-"""Causal multi-head self-attention on CPU: blocked BLAS products and numba row kernels.
+"""Multi-head self-attention on CPU, causal (a decoder) and bidirectional with a key-padding
+mask (an encoder): BLAS products and numba row kernels.
 
 The maths -- derivation, masks, dropout -- and the array-module reference that specifies
-these two entry points are in tinylm/functional/attention.py
-(``causal_attention_forward_reference``, ``causal_attention_backward_reference``), which
-calls them when ``use_numba`` says so. The input is the packed qkv [B, T, 3D] of a fused
+these entry points are in tinylm/functional/attention.py
+(``causal_attention_forward_reference``, ``bidirectional_attention_forward_reference``,
+``fused_attention_backward_reference``), which calls them when ``use_numba`` says so. The input is the packed qkv [B, T, 3D] of a fused
 QKV projection, with the head layout of ``split_qkv`` there; the attention weights
 P [B, H, T, T] (zero above the diagonal) are returned for the backward pass and for plots.
 
@@ -13,8 +14,9 @@ head is copied out), and the row-wise steps between them -- the masked softmax a
 Jacobian -- are numba kernels, with SIMD exponentials for float32
 (tinylm/kernels/simd_exp.py). Three things make it fast:
 
-- the products are cut into blocks of ``QUERY_BLOCK`` query rows: block [lo, hi) needs
-  only keys j < hi, so much of the masked upper triangle is never computed;
+- the causal products are cut into blocks of ``QUERY_BLOCK`` query rows: block [lo, hi)
+  needs only keys j < hi, so much of the masked upper triangle is never computed (the
+  bidirectional ones are whole products: every query sees every key);
 - the batch rows are shared among threads of our own, with BLAS single-threaded inside
   each (tinylm/kernels/threads.py): BLAS's own threads gain little on products this small;
 - each thread walks its rows in slabs of ~``SLAB_BYTES`` of attention weights, running a
@@ -137,6 +139,61 @@ if NUMBA_AVAILABLE:
                     d[i, i + 1:] = zero
 
 
+    @numba.njit(nogil=True, **JIT)
+    def _softmax_rows_keys(att, keep, use_keep, scale, simd, ex):
+        """att [b, H, T, T] holds scores q_i . k_j -> P over the keys j with keep[b, j]
+        (every key when not ``use_keep``); a row without a kept key is all zeros."""
+        T = att.shape[3]
+        bits = numpy.empty(T, dtype=numpy.int32)
+        zero = scale - scale
+        for b in range(att.shape[0]):
+            for h in range(att.shape[1]):
+                for i in range(att.shape[2]):
+                    row = att[b, h, i]                           # [T]
+                    m = -numpy.inf
+                    for j in range(T):
+                        if not use_keep or keep[b, j]:
+                            m = max(m, row[j])
+                    if m == -numpy.inf:
+                        row[:] = zero
+                        continue
+                    for j in range(T):
+                        row[j] = (row[j] - m) * scale
+                    if simd:
+                        exp_inplace(row, bits, ex)
+                    else:
+                        for j in range(T):
+                            row[j] = numpy.exp(row[j])
+                    total = zero
+                    for j in range(T):
+                        if use_keep and not keep[b, j]:
+                            row[j] = zero
+                        total += row[j]
+                    inv = 1 / total
+                    for j in range(T):
+                        row[j] *= inv
+
+    @numba.njit(nogil=True, **JIT)
+    def _softmax_backward_full_rows(ds, att, scale, drop_mask, use_drop):
+        """ds [b, H, T, T] holds dA_ij = dy_i . v_j -> dS_ij / sqrt(hd): dP = dA o M,
+        dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij') (0 wherever P is)."""
+        T = att.shape[3]
+        zero = scale - scale
+        for b in range(att.shape[0]):
+            for h in range(att.shape[1]):
+                for i in range(att.shape[2]):
+                    row, prow = ds[b, h, i], att[b, h, i]
+                    if use_drop:
+                        mrow = drop_mask[b, h, i]
+                        for j in range(T):
+                            row[j] *= mrow[j]
+                    row_dot = zero
+                    for j in range(T):
+                        row_dot += prow[j] * row[j]
+                    for j in range(T):
+                        row[j] = prow[j] * (row[j] - row_dot) * scale
+
+
 def _work(att) -> int:
     B, H, T, _ = att.shape
     return B * H * T * T
@@ -199,4 +256,51 @@ def causal_attention_backward(dy, qkv, att, n_head: int, drop_mask=None):
         _columns_times(ds[r], q[r], dk[r], T)                          # dk_j
 
     split_over_threads(_in_slabs(rows, att), B, _work(att))
+    return dqkv
+
+
+def bidirectional_attention_forward(qkv, n_head: int, keep=None, drop_mask=None):
+    """qkv [B, T, 3D], keep [B, T] bool (True = a real key) or None, drop_mask M
+    [B, H, T, T] or None -> (y [B, T, D], att P [B, H, T, T]). NumPy arrays only."""
+    B, T, D = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = _qkv_views(qkv, n_head)                                  # [B, H, T, hd] views
+    att = numpy.empty((B, n_head, T, T), dtype=qkv.dtype)              # [B, H, T, T]
+    y = numpy.empty((B, T, D), dtype=qkv.dtype)
+    yh = _head_view(y, n_head)                                         # [B, H, T, hd] view
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
+    simd = qkv.dtype == numpy.float32
+    use_keep = keep is not None
+    keys = numpy.ascontiguousarray(keep) if use_keep else numpy.ones((B, 1), dtype=bool)
+
+    def rows(r):
+        numpy.matmul(q[r], k[r].swapaxes(-1, -2), out=att[r])         # q_i . k_j
+        _softmax_rows_keys(att[r], keys[r], use_keep, scale, simd, EXP_POLY)   # -> P
+        w = att[r] if drop_mask is None else att[r] * drop_mask[r]     # P o M
+        numpy.matmul(w, v[r], out=yh[r])                               # y_i = sum_j w_ij v_j
+
+    split_over_threads(_in_slabs(rows, att), B, _work(att))
+    return y, att
+
+
+def bidirectional_attention_backward(dy, qkv, att, n_head: int, drop_mask=None):
+    """dy [B, T, D] -> dqkv [B, T, 3D] (masked keys have P = 0, so need no mask here)."""
+    q, k, v = _qkv_views(qkv, n_head)                                  # [B, H, T, hd] views
+    dyh = _head_view(numpy.asarray(dy, dtype=qkv.dtype), n_head)       # [B, H, T, hd]
+    dqkv = numpy.empty_like(qkv)                                       # [B, T, 3D]
+    dq, dk, dv = _qkv_views(dqkv, n_head)                              # views into dqkv
+    ds = numpy.empty_like(att)                                         # [B, H, T, T]
+    scale = qkv.dtype.type(1.0 / math.sqrt(q.shape[3]))
+    use_drop = drop_mask is not None
+    mask = numpy.ascontiguousarray(drop_mask, dtype=att.dtype) if use_drop else \
+        numpy.ones((qkv.shape[0], 1, 1, 1), dtype=att.dtype)          # (a placeholder)
+
+    def rows(r):
+        w = att[r] * mask[r] if use_drop else att[r]                   # P o M
+        numpy.matmul(w.swapaxes(-1, -2), dyh[r], out=dv[r])            # dv_j
+        numpy.matmul(dyh[r], v[r].swapaxes(-1, -2), out=ds[r])        # dA_ij = dy_i . v_j
+        _softmax_backward_full_rows(ds[r], att[r], scale, mask[r], use_drop)  # dS / sqrt(hd)
+        numpy.matmul(ds[r], k[r], out=dq[r])                           # dq_i
+        numpy.matmul(ds[r].swapaxes(-1, -2), q[r], out=dk[r])          # dk_j
+
+    split_over_threads(_in_slabs(rows, att), qkv.shape[0], _work(att))
     return dqkv
