@@ -229,3 +229,23 @@ def test_the_label_curve_runs_both_inits_on_the_same_subsets(pretrained, tmp_pat
     status, _, err = run_cli(["finetune", str(pretrained), "--task", "sms-spam",
                               "--label-curve", "0,1"], capsys)
     assert status == 1 and "(0, 1]" in err
+
+
+def test_a_lora_rank_larger_than_the_layer_is_named(pretrained, tmp_path, capsys):
+    status, _, err = run_cli(["finetune", str(pretrained), "--task", "sms-spam", "--method",
+                              "lora", "--setting", "lora_rank=64", "--out-dir",
+                              str(tmp_path / "x")], capsys)
+    assert status == 1 and "LoRA rank larger than the layer" in err, err
+
+
+def test_a_checkpoint_whose_vocabulary_differs_from_its_model_is_refused(pretrained, tmp_path,
+                                                                          capsys):
+    """A pre-training checkpoint rewritten (consistently, with valid checksums) with a
+    tokenizer of another size: fine-tuning names the mismatch instead of mis-encoding."""
+    from tinylm.checkpoint import save_checkpoint
+    arrays, meta = load_checkpoint(pretrained / "ckpt")
+    meta["provenance"]["tokenizer"]["tokens"] = meta["provenance"]["tokenizer"]["tokens"][:-3]
+    save_checkpoint(tmp_path / "mixed" / "ckpt", arrays, meta)
+    status, _, err = run_cli(["finetune", str(tmp_path / "mixed"), "--task", "sms-spam",
+                              "--out-dir", str(tmp_path / "x")], capsys)
+    assert status == 1 and "does not match its model" in err, err
