@@ -60,6 +60,16 @@ def test_bench_gpt_times_both_sides_in_worker_processes(torch):
     assert set(result["tinylm_phases"]) == {"forward", "backward", "optimizer"}
 
 
+def test_bench_bert_times_an_mlm_step_on_both_sides(capsys, torch):
+    assert main(["bench", "bert", "--layers", "1", "--heads", "2", "--embd", "16", "--block",
+                 "12", "--batch", "4", "--vocab", "50", "--steps", "1", "--repeat", "2",
+                 "--threads", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tinylm_tokens_per_s"] > 0 and result["torch_tokens_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["tinylm_tokens_per_s"]
+                                            / result["torch_tokens_per_s"], rel=1e-2)
+
+
 @pytest.mark.slow            # two worker processes import numba and torch: ~10-30 s
 def test_bench_seq2seq_times_a_training_step_and_beam_search(capsys, torch):
     assert main(["bench", "seq2seq", "--embd", "16", "--heads", "2", "--enc-layers", "1",

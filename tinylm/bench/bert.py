@@ -2,7 +2,7 @@
 against PyTorch eager on the same configuration, the same weights and the same masked
 batch, interleaved.
 
-    tinylm bench bert --layers 4 --heads 4 --embd 128 --block 64 --batch 32 --vocab 16384
+    tinylm bench bert --layers 4 --heads 4 --embd 128 --block 64 --batch 64 --vocab 16384
                       [--steps 5] [--repeat 5] [--dtype float32] [--threads N] [--profile]
                       [--json]
 
@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--embd", type=int, default=128)
     parser.add_argument("--block", type=int, default=64, help="tokens per sequence (T)")
-    parser.add_argument("--batch", type=int, default=32, help="sequences per batch (B)")
+    parser.add_argument("--batch", type=int, default=64, help="sequences per batch (B)")
     parser.add_argument("--vocab", type=int, default=16384)
     add_timing_arguments(parser)
 
