@@ -24,6 +24,7 @@ import numpy
 
 from tinylm.backend import to_numpy
 from tinylm.data.vocab import Vocabulary
+from tinylm.data.wordpiece import WordPieceTokenizer
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -181,7 +182,8 @@ class WordTokenizer(_Tokenizer):
                 "eos": self.eos, "lower": self.lower, "pattern": self.pattern}
 
 
-TOKENIZER_TYPES = {cls.type_name: cls for cls in (CharTokenizer, WordTokenizer)}
+TOKENIZER_TYPES = {cls.type_name: cls for cls in (CharTokenizer, WordTokenizer,
+                                                  WordPieceTokenizer)}
 
 
 def tokenizer_from_dict(state: dict):
