@@ -37,10 +37,34 @@ def corpus(monkeypatch):
 
 def _settings(family, out_dir, **extra):
     return pretrain_settings({"family": family, "corpora": "ptb,timemachine",
-                              "val_fraction": 0.1, "vocab_size": 32, "block_size": 12,
+                              "val_fraction": 0.1, "tokenizer": "word", "min_count": 1,
+                              "vocab_size": 32, "block_size": 12,
                               "batch_size": 8, "max_steps": 6, "eval_interval": 3,
                               "warmup_steps": 2, "eval_windows": 16, "out_dir": str(out_dir),
                               "progress": False, **extra})
+
+
+def test_a_wordpiece_vocabulary_spells_unseen_words_in_pieces(corpus, tmp_path):
+    """The default tokenizer: BERT's specials first, and a word the corpus never had is
+    pieces, not [UNK]."""
+    data = pretrain_run.prepare_corpus(_settings("bert", tmp_path, tokenizer="wordpiece",
+                                                 vocab_size=64, min_count=2))
+    tokens = data.tokenizer.to_dict()["tokens"]
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = data.tokenizer.split("redcat dogmat")       # two words the corpus never had
+    assert "[UNK]" not in pieces and len(pieces) > 2
+    assert data.train.max() < 64 and (data.train == SEP_ID).sum() > 0
+
+
+def test_a_wordpiece_run_fine_tunes_and_classifies(corpus, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
+    run = tmp_path / "bert-wp"
+    train_pretrain(_settings("bert", run, tokenizer="wordpiece", vocab_size=64, min_count=2,
+                             max_steps=2), TINY, log=lambda m: None)
+    result = _finetune(run, tmp_path, epochs=2)
+    assert 0 <= result["test"]["accuracy"] <= 1
+    status, out, err = run_cli(["classify", str(tmp_path / "ft"), "the dogmat sat"], capsys)
+    assert status == 0 and out.split("\t")[0] in ("cat", "dog"), err
 
 
 def test_bert_batches_are_masked_windows_and_a_function_of_seed_and_step(corpus, tmp_path):
@@ -184,7 +208,8 @@ def test_classify_prints_labels_and_refuses_bad_input(pretrained, tmp_path, caps
 def test_the_commands_run_end_to_end(corpus, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
     out = tmp_path / "gpt"
-    settings = ["--setting", "corpora=ptb,timemachine", "--setting", "vocab_size=32",
+    settings = ["--setting", "corpora=ptb,timemachine", "--setting", "vocab_size=64",
+                "--setting", "min_count=2",
                 "--setting", "block_size=12", "--setting", "batch_size=8",
                 "--setting", "eval_interval=2", "--setting", "val_fraction=0.1",
                 "--model", "n_layer=1", "--model", "n_embd=16", "--no-progress"]

@@ -26,8 +26,8 @@ from tinylm.train.pretrain_run import (FAMILIES, PRETRAINED_MODEL, PretrainSetti
 from tinylm.train.restore import read_run_metadata
 
 SETTING_NAMES = {f.name for f in dataclasses.fields(PretrainSettings)}
-FIXED_ON_RESUME = ("family", "corpora", "val_fraction", "vocab_size", "min_count",
-                   "block_size", "seed")
+FIXED_ON_RESUME = ("family", "corpora", "val_fraction", "tokenizer", "vocab_size",
+                   "min_count", "block_size", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

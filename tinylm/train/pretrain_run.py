@@ -8,8 +8,9 @@ next-token (GPT) training with AdamW -> a checkpoint that fine-tuning starts fro
 
 1. **Corpus** (tinylm/data/pretraining.py): the lines of each corpus in ``corpora``, the
    last ``val_fraction`` of each held out for validation.
-2. **Vocabulary**: the specials and the ``vocab_size - 5`` most frequent words of the
-   training lines; the stream: every line's ids followed by [SEP].
+2. **Vocabulary**: the specials and WordPiece pieces trained on the training lines
+   (``tokenizer`` "wordpiece"), or the ``vocab_size - 5`` most frequent words ("word");
+   the stream: every line's ids followed by [SEP].
 3. **Batches.** Step s draws ``batch_size`` window starts uniformly from
    ``numpy.random.default_rng([seed, s])`` -- a pure function of (seed, step), so a resumed
    run reads the same batches without saving a batcher. BERT: a window of
@@ -49,8 +50,8 @@ from tinylm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
 from tinylm.data.datasets import dataset_info
 from tinylm.data.masking import mask_tokens
 from tinylm.data.pretraining import (CLS_ID, CORPORA, FIRST_WORD_ID, MASK_ID, SEP_ID,
-                                     build_tokenizer, corpus_lines, split_lines, token_stream,
-                                     unknown_rate)
+                                     TOKENIZER_KINDS, build_tokenizer, corpus_lines,
+                                     split_lines, token_stream, unknown_rate)
 from tinylm.models.bert import BERT
 from tinylm.models.gpt import GPT
 from tinylm.optim import AdamW, clip_grad_norm, decay_groups, warmup_cosine
@@ -73,8 +74,9 @@ class PretrainSettings:
     family: str = "bert"                 # "bert" | "gpt"
     corpora: str = ",".join(CORPORA)     # comma-separated corpus names
     val_fraction: float = 0.01           # the tail of each corpus
-    vocab_size: int = 16384              # specials + the most frequent training words
-    min_count: int = 1
+    tokenizer: str = "wordpiece"         # "wordpiece" (pieces) | "word" (whole words)
+    vocab_size: int = 16384              # specials + pieces, or + the most frequent words
+    min_count: int = 20                  # a pair merged / a word kept if seen this often
     block_size: int = 64                 # tokens per window ([CLS] and [SEP] included)
     batch_size: int = 64
     mask_prob: float = 0.15
@@ -101,6 +103,8 @@ class PretrainSettings:
              f"corpora={self.corpora!r} must be a comma-separated selection of "
              f"{list(CORPORA)}"),
             (self.block_size >= 5, f"block_size={self.block_size} must be >= 5"),
+            (self.tokenizer in TOKENIZER_KINDS, f"tokenizer={self.tokenizer!r} must be one "
+                                                f"of {list(TOKENIZER_KINDS)}"),
             (not self.next_sentence or self.family == "bert",
              "next_sentence=True needs family 'bert' (GPT has no NSP head)"),
             (min(self.batch_size, self.eval_interval, self.eval_windows) >= 1,
@@ -144,7 +148,8 @@ def prepare_corpus(settings: PretrainSettings, tokenizer=None, lines=None) -> Pr
     train_lines = [line for train, _ in parts.values() for line in train]
     valid_lines = [line for _, valid in parts.values() for line in valid]
     if tokenizer is None:
-        tokenizer = build_tokenizer(train_lines, settings.vocab_size, settings.min_count)
+        tokenizer = build_tokenizer(train_lines, settings.vocab_size, settings.min_count,
+                                    settings.tokenizer)
     data = PretrainData(tokenizer, token_stream(tokenizer, train_lines),
                         token_stream(tokenizer, valid_lines), parts)
     if data.train.size <= settings.block_size + 1 or data.valid.size <= settings.block_size + 1:

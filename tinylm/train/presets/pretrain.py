@@ -1,9 +1,10 @@
 """Presets for ``tinylm pretrain`` (tinylm/train/pretrain_run.py): a small BERT and a GPT of
 the same shape, pre-trained on the same English (chapter 09).
 
-Both: 4 blocks of width 128 with 4 heads (2.9 M parameters with the 16,384-word vocabulary,
-2.1 M of them the token table), dropout 0.1, windows of 64 tokens, 4,000 steps, AdamW with a
-300-step warm-up to 1e-3 and a cosine to 1e-4. BERT is post-LN, as the paper; its MLM
+Both: a 16,384-token WordPiece vocabulary trained on the corpus (pairs merged when seen at
+least 20 times: tinylm/data/pretraining.py), 4 blocks of width 128 with 4 heads (2.9 M
+parameters, 2.1 M of them the token table), dropout 0.1, windows of 64 tokens, 4,000 steps,
+AdamW with a 300-step warm-up to 1e-3 and a cosine to 1e-4. BERT is post-LN, as the paper; its MLM
 predicts the 15 % masked tokens of each window.
 
 The batch is chosen for equal arithmetic, not equal tokens: BERT reads 64 windows a step
