@@ -129,6 +129,6 @@ def token_stream(tokenizer: WordTokenizer, lines) -> numpy.ndarray:
 
 
 def unknown_rate(tokenizer: WordTokenizer, lines) -> float:
-    """The fraction of word tokens of ``lines`` that are [UNK]."""
+    """The fraction of the tokens (words or pieces) of ``lines`` that are [UNK]."""
     ids = numpy.concatenate([tokenizer.encode(line) for line in lines])
     return float((ids == UNK_ID).mean()) if ids.size else 0.0

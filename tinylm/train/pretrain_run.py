@@ -376,7 +376,7 @@ def describe(data: PretrainData, model) -> str:
     return (f"pretrain {type(model).__name__}: {model.num_parameters():,} parameters; lines "
             f"(train+valid) {counts}; {data.train.size:,} / {data.valid.size:,} training / "
             f"validation tokens; vocabulary {data.tokenizer.vocab_size:,} ([UNK] "
-            f"{unknown_rate(data.tokenizer, valid_lines):.1%} of the validation words)")
+            f"{unknown_rate(data.tokenizer, valid_lines):.1%} of the validation tokens)")
 
 
 def train_pretrain(settings: PretrainSettings, model_config: dict, resume: bool = False,
