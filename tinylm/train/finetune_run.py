@@ -16,7 +16,7 @@ test metrics of the best validation epoch -> a checkpoint ``tinylm classify`` re
 2. **Encoding.** Text -> ``normalise`` -> the tokenizer's word ids; BERT reads
    [CLS] words [SEP], GPT and the LSTM read words [SEP] (the last real token is [SEP], the
    state pooled). Texts longer than ``max_tokens`` are cut to their first ``max_tokens``
-   words, and the run says how many were.
+   tokens, and the run says how many were, and which share of the tokens is [UNK].
 3. **Model** (tinylm/models/classifier.py): ``init`` "pretrained" loads the backbone of
    the pre-training checkpoint (its best parameters), "random" builds the same
    architecture with fresh weights; backbone "lstm" is always from scratch, with a
@@ -163,6 +163,13 @@ def encode_texts(texts, labels, tokenizer, family: str, max_tokens: int) -> Enco
     return EncodedTexts(rows, numpy.asarray(labels, dtype=numpy.int64), cut)
 
 
+def unknown_share(texts: EncodedTexts) -> float:
+    """The fraction of the texts' tokens (special tokens aside) that are [UNK]."""
+    ids = numpy.concatenate(texts.ids)
+    ordinary = ids[(ids == UNK_ID) | (ids >= len(SPECIALS))]
+    return float((ordinary == UNK_ID).mean()) if ordinary.size else 0.0
+
+
 def padded(rows, indices):
     """The rows ``indices`` right-padded with [PAD] -> (ids [B, T], mask [B, T] bool)."""
     chosen = [rows[i] for i in indices]
@@ -291,7 +298,8 @@ def predict(model, rows, batch_size: int = 256) -> numpy.ndarray:
 def _tokenizer_and_backbone(settings: FinetuneSettings, pretrained, train_texts):
     """(tokenizer, family, backbone configuration, pre-trained arrays or None)."""
     if settings.backbone == "lstm":
-        tokenizer = build_tokenizer([normalise(t) for t in train_texts], settings.vocab_size)
+        tokenizer = build_tokenizer([normalise(t) for t in train_texts], settings.vocab_size,
+                                    kind="word")
         config = {"vocab_size": tokenizer.vocab_size, "n_embd": 128, "n_hidden": 128,
                   "n_layer": 1, "dropout": 0.1, "init_range": 0.1, "seed": settings.seed}
         return tokenizer, "lstm", config, None
@@ -330,7 +338,8 @@ def finetune(settings: FinetuneSettings, pretrained=None, log=print) -> dict:
         f"({'random' if family == 'lstm' else settings.init}): "
         f"{counts['trainable_parameters']:,} of "
         f"{counts['total_parameters']:,} parameters trained; "
-        f"{sum(p.truncated for p in parts.values())} texts cut to {limit} words")
+        f"{sum(p.truncated for p in parts.values())} texts cut to {limit} tokens; "
+        f"[UNK] {unknown_share(parts['train']):.1%} of the training tokens")
     run = FinetuneRun(settings, model.train(), parts["train"], parts["val"])
     run_steps(run, log)
     model.load_state_dict(run.best_state)
@@ -342,7 +351,7 @@ def finetune(settings: FinetuneSettings, pretrained=None, log=print) -> dict:
               "method": settings.method, "backbone": family,
               "init": "random" if family == "lstm" else settings.init,
               "label_fraction": settings.label_fraction, "train_examples": len(train_idx),
-              "max_tokens": limit,
+              "max_tokens": limit, "unknown_rate": unknown_share(parts["train"]),
               **counts, "best_epoch": run.history.best["iter"] // run.steps_per_epoch,
               "val_accuracy": run.history.best["val_accuracy"], "test": metrics,
               "seconds": round(time.perf_counter() - started, 1)}
@@ -353,7 +362,7 @@ def finetune(settings: FinetuneSettings, pretrained=None, log=print) -> dict:
 def save_classifier(settings, model, tokenizer, label_names, result, history):
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     meta = {"model": CLASSIFIER_MODEL, "model_config": model.config_dict(),
-            "train_config": {k: v for k, v in dataclasses.asdict(settings).items()},
+            "train_config": dataclasses.asdict(settings),
             "run": dataclasses.asdict(history), "result": result,
             "provenance": {"tokenizer": tokenizer.to_dict(), "labels": list(label_names),
                            "task": settings.task}}
