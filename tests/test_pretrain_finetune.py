@@ -189,6 +189,19 @@ def test_the_lstm_baseline_and_a_label_fraction(monkeypatch, tmp_path):
     assert result["test"]["accuracy"] > 0.6
 
 
+def test_min_steps_adds_epochs_when_the_labels_are_few(monkeypatch, tmp_path):
+    # 22 texts in batches of 16 are 2 steps an epoch: 3 epochs are 6 steps, 9 asks for 5
+    monkeypatch.setattr(finetune_run, "load_task", lambda name: _task())
+    few = _finetune(None, tmp_path, backbone="lstm", label_fraction=0.125, epochs=3)
+    assert (few["train_examples"], few["epochs"], few["steps"]) == (22, 3, 6)
+    more = _finetune(None, tmp_path, backbone="lstm", label_fraction=0.125, epochs=3,
+                     min_steps=9)
+    assert (more["epochs"], more["steps"]) == (5, 10)
+    enough = _finetune(None, tmp_path, backbone="lstm", label_fraction=0.125, epochs=3,
+                       min_steps=5)
+    assert enough["epochs"] == 3
+
+
 def test_classify_prints_labels_and_refuses_bad_input(pretrained, tmp_path, capsys):
     _finetune(pretrained, tmp_path, method="full")
     status, out, err = run_cli(["classify", str(tmp_path / "ft"), "the dog sat",

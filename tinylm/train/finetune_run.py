@@ -25,7 +25,8 @@ test metrics of the best validation epoch -> a checkpoint ``tinylm classify`` re
    frozen backbone, whose dropout is off); "top" the head and
    the top ``top_layers`` blocks; "lora" the head and rank-``lora_rank`` adapters on every
    attention and MLP projection (tinylm/nn/lora.py), merged into the weights at the end.
-5. **Training**: ``epochs`` passes, batches of ``batch_size`` in an order drawn from
+5. **Training**: ``epochs`` passes (more when ``min_steps`` asks for more steps than that:
+   ten labelled examples are one batch an epoch, and four steps teach nothing), batches of ``batch_size`` in an order drawn from
    ``default_rng([seed, epoch])``, AdamW (decay on matrices only), linear warm-up over the
    first ``warmup_fraction`` of the steps then linear decay to 0 (BERT's schedule),
    clipping at ``grad_clip``. After every epoch: validation accuracy; the parameters of
@@ -88,6 +89,7 @@ class FinetuneSettings:
     max_tokens: int = 62                 # words per text (longer ones are cut, and counted)
     vocab_size: int = 16384              # the LSTM's vocabulary (from the training texts)
     epochs: int = 4
+    min_steps: int = 0                   # at least this many steps: more epochs if few labels
     batch_size: int = 32
     lr: float = 1e-4
     warmup_fraction: float = 0.1
@@ -110,6 +112,7 @@ class FinetuneSettings:
                                            "in (0, 1]"),
             (min(self.epochs, self.batch_size, self.max_tokens, self.top_layers) >= 1,
              "epochs, batch_size, max_tokens and top_layers must be >= 1"),
+            (self.min_steps >= 0, f"min_steps={self.min_steps} must be >= 0"),
             (self.lr > 0 and 0 <= self.warmup_fraction < 1, f"lr={self.lr} must be > 0 and "
              f"warmup_fraction={self.warmup_fraction} in [0, 1)"),
         ]
@@ -227,7 +230,8 @@ class FinetuneRun:
         self.settings, self.model, self.train, self.val = settings, model, train, val
         self.history = StepHistory()
         self.steps_per_epoch = -(-len(train.ids) // settings.batch_size)
-        self.limits = LoopLimits(settings.epochs * self.steps_per_epoch, self.steps_per_epoch,
+        self.epochs = max(settings.epochs, -(-settings.min_steps // self.steps_per_epoch))
+        self.limits = LoopLimits(self.epochs * self.steps_per_epoch, self.steps_per_epoch,
                                  settings.out_dir, settings.progress)
         self.optimizer = AdamW(decay_groups(model.trainable_parameters(),
                                             settings.weight_decay),
@@ -352,7 +356,8 @@ def finetune(settings: FinetuneSettings, pretrained=None, log=print) -> dict:
               "init": "random" if family == "lstm" else settings.init,
               "label_fraction": settings.label_fraction, "train_examples": len(train_idx),
               "max_tokens": limit, "unknown_rate": unknown_share(parts["train"]),
-              **counts, "best_epoch": run.history.best["iter"] // run.steps_per_epoch,
+              **counts, "epochs": run.epochs, "steps": run.limits.max_steps,
+              "best_epoch": run.history.best["iter"] // run.steps_per_epoch,
               "val_accuracy": run.history.best["val_accuracy"], "test": metrics,
               "seconds": round(time.perf_counter() - started, 1)}
     save_classifier(settings, model, tokenizer, task.label_names, result, run.history)
