@@ -26,6 +26,18 @@ def test_backward_matches_finite_differences(case, kernels):
     assert report.tolerance <= 1e-7 and report.passed, f"kernels={kernels}\n{report}"
 
 
+@pytest.mark.parametrize("backward", [PB.post_ln_attention_backward, PB.post_ln_mlp_backward],
+                         ids=["post_ln_attention_backward", "post_ln_mlp_backward"])
+def test_each_branch_backward_has_its_own_gradient_check(backward, kernels):
+    # the block's check could pass with a wrong branch if the error cancelled in the sum;
+    # each branch is checked alone too, with dropout, at a second seed
+    cases = [case for case in CASES if case.backward is backward]
+    assert cases, f"no gradcheck case for {backward.__name__}"
+    for case in cases:
+        report = case.run(seed=2)
+        assert report.passed, f"kernels={kernels}\n{report}"
+
+
 def _module_and_functional(block, x, mask, dout, approximate, dropout):
     """The module's (out, dx, grads) and the functional pair's, for the same weights and
     the same dropout draws."""

@@ -26,11 +26,11 @@ test metrics of the best validation epoch -> a checkpoint ``tinylm classify`` re
    the top ``top_layers`` blocks; "lora" the head and rank-``lora_rank`` adapters on every
    attention and MLP projection (tinylm/nn/lora.py), merged into the weights at the end.
 5. **Training**: ``epochs`` passes (more when ``min_steps`` asks for more steps than that:
-   ten labelled examples are one batch an epoch, and four steps teach nothing), batches of ``batch_size`` in an order drawn from
-   ``default_rng([seed, epoch])``, AdamW (decay on matrices only), linear warm-up over the
-   first ``warmup_fraction`` of the steps then linear decay to 0 (BERT's schedule),
-   clipping at ``grad_clip``. After every epoch: validation accuracy; the parameters of
-   the best (ties: the earlier) are kept.
+   ten labelled examples are one batch an epoch, and four steps teach nothing), batches of
+   ``batch_size`` in an order drawn from ``default_rng([seed, epoch])``, AdamW (decay on
+   matrices only), linear warm-up over the first ``warmup_fraction`` of the steps then
+   linear decay to 0 (BERT's schedule), clipping at ``grad_clip``. After every epoch:
+   validation accuracy; the parameters of the best (ties: the earlier) are kept.
 6. **Result**: the test metrics of the kept parameters (accuracy, precision, recall, F1,
    confusion matrix), the trainable and total parameter counts, the seconds; the
    checkpoint ``OUT_DIR/ckpt`` holds the kept parameters (LoRA merged: plain tensors), the
