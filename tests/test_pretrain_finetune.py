@@ -121,6 +121,92 @@ def test_a_resumed_pretraining_run_reproduces_the_uninterrupted_one(family, corp
                                                               "[SEP]", "[MASK]"]
 
 
+_CLI_TINY = ["--setting", "vocab_size=32", "--setting", "min_count=1", "--setting",
+             "tokenizer=word", "--setting", "block_size=12", "--setting", "batch_size=8",
+             "--setting", "eval_interval=2", "--setting", "val_fraction=0.1",
+             "--model", "n_layer=1", "--model", "n_head=2", "--model", "n_embd=16",
+             "--no-progress"]
+
+
+def test_a_continued_run_starts_from_the_earlier_runs_weights_and_tokenizer(corpus, tmp_path,
+                                                                            capsys):
+    """``--setting init=RUN``: a new run on other text begins at RUN's best parameters and
+    reads that text with RUN's tokenizer (a learning rate of 1e-12 keeps the one step from
+    moving a weight by more than 1e-12)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    status, _, err = run_cli(["pretrain", "bert", "--max-steps", "4", "--out-dir", str(first),
+                              "--setting", "corpora=ptb", *_CLI_TINY], capsys)
+    assert status == 0, err
+    status, text, err = run_cli(["pretrain", "bert", "--max-steps", "1", "--out-dir",
+                                 str(second), "--setting", f"init={first}", "--setting",
+                                 "corpora=timemachine", "--setting", "lr=1e-12", "--setting",
+                                 "min_lr=0", "--setting", "val_fraction=0.1", "--no-progress"],
+                                capsys)
+    assert status == 0, err
+    before, meta_before = load_checkpoint(first / "ckpt")
+    after, meta_after = load_checkpoint(second / "ckpt")
+    weights = [k[len("best/"):] for k in before if k.startswith("best/")]
+    assert weights and all(np.allclose(before[f"best/{k}"], after[f"model/{k}"], rtol=0,
+                                       atol=1e-11) for k in weights)
+    assert meta_after["provenance"]["tokenizer"] == meta_before["provenance"]["tokenizer"]
+    assert meta_after["model_config"] == meta_before["model_config"]
+    assert meta_after["train_config"]["init"] == str(first)
+    assert meta_after["train_config"]["corpora"] == "timemachine"
+
+
+
+def test_the_pretrain_command_resumes_its_own_run(corpus, tmp_path, capsys):
+    """``tinylm pretrain bert --resume`` continues a BERT run (its stored model
+    configuration, NSP flag included, rebuilds the same model) to a longer budget."""
+    out = tmp_path / "bert"
+    assert run_cli(["pretrain", "bert", "--max-steps", "2", "--out-dir", str(out),
+                    "--setting", "corpora=ptb", *_CLI_TINY], capsys)[0] == 0
+    status, text, err = run_cli(["pretrain", "bert", "--resume", "--max-steps", "4",
+                                 "--out-dir", str(out), "--no-progress"], capsys)
+    assert status == 0, err
+    assert "(4 steps)" in text
+    status, _, err = run_cli(["pretrain", "bert", "--resume", "--out-dir", str(out),
+                              "--setting", "corpora=timemachine"], capsys)
+    assert status == 1 and "cannot change corpora" in err, err
+
+@pytest.mark.parametrize("extra, message", [
+    (["--setting", "vocab_size=64"], "vocab_size cannot differ"),
+    (["--model", "n_layer=2"], "--model cannot change the model of a continued run"),
+])
+def test_a_continued_run_keeps_the_earlier_model(extra, message, corpus, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert run_cli(["pretrain", "bert", "--max-steps", "2", "--out-dir", str(first),
+                    "--setting", "corpora=ptb", *_CLI_TINY], capsys)[0] == 0
+    status, _, err = run_cli(["pretrain", "bert", "--out-dir", str(tmp_path / "x"),
+                              "--setting", f"init={first}", *extra], capsys)
+    assert status == 1 and message in err, err
+    status, _, err = run_cli(["pretrain", "gpt", "--out-dir", str(tmp_path / "x"),
+                              "--setting", f"init={first}"], capsys)
+    assert status == 1 and "it is a 'bert' run" in err, err
+    status, _, err = run_cli(["pretrain", "bert", "--out-dir", str(tmp_path / "x"),
+                              "--setting", f"init={tmp_path / 'none'}"], capsys)
+    assert status == 1 and "holds no pre-training checkpoint" in err, err
+
+
+def test_a_tasks_unlabelled_text_holds_no_held_out_message(monkeypatch):
+    """The "sms-spam" corpus: the texts outside the balanced split's validation and test
+    parts, minus every copy of a held-out text, labels gone."""
+    from tinylm.data import pretraining
+    from tinylm.data.classification import balanced_split
+    task = _task(240)
+    task.texts[7] = task.texts[8]                       # a duplicate pair across the parts?
+    monkeypatch.setattr(pretraining, "load_task", lambda name: task)
+    lines = pretraining.corpus_lines("sms-spam")
+    split = balanced_split(task, seed=123)
+    held = {task.texts[i] for i in np.concatenate([split.val, split.test])}
+    assert lines and not held & set(lines)
+    outside = [task.texts[i] for i in range(len(task)) if i not in set(split.val) |
+               set(split.test)]
+    assert lines == [t for t in outside if t not in held]
+    assert set(split.train.tolist()) and all(task.texts[i] in lines or task.texts[i] in held
+                                             for i in split.train)
+
+
 # -- fine-tuning ------------------------------------------------------------------------------
 
 def _task(n=240, seed=0):

@@ -6,7 +6,10 @@ Pre-train a BERT (masked LM) or a GPT (next token) on unlabelled English
 and the model's configuration; ``--model`` overrides a model field (``--model n_layer=6``),
 ``--setting`` any run setting (``--setting corpora=ptb,fra-eng``). ``--resume`` continues
 OUT_DIR's run with its stored settings and vocabulary (it may train longer, not change the
-data or the model). The checkpoint is what ``tinylm finetune RUN`` starts from.
+data or the model). ``--setting init=RUN`` starts a new run from RUN's best parameters,
+shape and tokenizer -- e.g. domain-adaptive pre-training on a task's own unlabelled text:
+``--setting init=runs/bert-small --setting corpora=sms-spam``. The checkpoint is what
+``tinylm finetune RUN`` starts from.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from tinylm.checkpoint import checkpoint_exists
+from tinylm.checkpoint import checkpoint_exists, load_metadata
 from tinylm.commands.arguments import model_overrides, nonnegative_float, positive_int, \
     refuse_to_replace
 from tinylm.data.tokenizers import tokenizer_from_dict
@@ -23,11 +26,11 @@ from tinylm.train.loop import CHECKPOINT_NAME
 from tinylm.train.presets import get_preset
 from tinylm.train.pretrain_run import (FAMILIES, PRETRAINED_MODEL, PretrainSettings,
                                        pretrain_settings, train_pretrain)
-from tinylm.train.restore import read_run_metadata
 
 SETTING_NAMES = {f.name for f in dataclasses.fields(PretrainSettings)}
 FIXED_ON_RESUME = ("family", "corpora", "val_fraction", "tokenizer", "vocab_size",
-                   "min_count", "block_size", "seed")
+                   "min_count", "block_size", "seed", "init")
+INHERITED_FROM_INIT = ("tokenizer", "vocab_size", "min_count", "block_size", "next_sentence")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,21 +69,60 @@ def _fresh(args, values: dict):
     if preset["model"] != PRETRAINED_MODEL or preset["train"]["family"] != args.family:
         raise ValueError(f"preset {name!r} is not a {args.family} pre-training preset; use "
                          f"{args.family}-small.")
+    if values.get("init"):
+        return _continued(args, {**preset["train"], **values})
     model_config = dict(preset["model_config"], **model_overrides(args.model_overrides))
     return pretrain_settings({**preset["train"], **values}), model_config, None
+
+
+def _pretraining_metadata(out_dir, flag: str, fix: str) -> dict:
+    if not checkpoint_exists(Path(out_dir) / CHECKPOINT_NAME):
+        raise ValueError(f"{flag}: {out_dir} holds no pre-training checkpoint; {fix}")
+    meta = load_metadata(Path(out_dir) / CHECKPOINT_NAME)
+    if meta.get("model") != PRETRAINED_MODEL:
+        raise ValueError(f"{flag}: {out_dir} holds a {meta.get('model')!r} run, not a "
+                         f"pre-training run; {fix}")
+    return meta
+
+
+def _backbone_config(meta: dict) -> dict:
+    return {k: v for k, v in meta["model_config"].items()
+            if k not in ("vocab_size", "block_size", "next_sentence")}
+
+
+def _continued(args, values: dict):
+    """A new run from ``init``'s best parameters: its model, tokenizer and windows."""
+    init = values["init"]
+    meta = _pretraining_metadata(init, f"--setting init={init}",
+                                 "give the OUT_DIR of `tinylm pretrain`.")
+    if meta.get("family") != args.family:
+        raise ValueError(f"--setting init={init}: it is a {meta.get('family')!r} run; continue "
+                         f"it with `tinylm pretrain {meta.get('family')}`.")
+    if args.model_overrides:
+        raise ValueError("--model cannot change the model of a continued run (init=...): its "
+                         "parameters come from the earlier run.")
+    stored = meta["train_config"]
+    given = [k for k in INHERITED_FROM_INIT
+             if k in model_overrides(args.settings, flag="--setting") and
+             values[k] != stored.get(k)]
+    if given:
+        raise ValueError(f"--setting {given[0]} cannot differ from init={init}'s "
+                         f"({stored.get(given[0])!r}): the continued run keeps its vocabulary "
+                         "and model.")
+    values = {**values, **{k: stored[k] for k in INHERITED_FROM_INIT if k in stored}}
+    tokenizer = tokenizer_from_dict(meta["provenance"]["tokenizer"])
+    return pretrain_settings(values), _backbone_config(meta), tokenizer
 
 
 def _resumed(args, values: dict):
     out_dir = values.get("out_dir") or get_preset(args.preset or f"{args.family}-small")[
         "train"]["out_dir"]
-    if not checkpoint_exists(Path(out_dir) / CHECKPOINT_NAME):
-        raise ValueError(f"--resume: {out_dir} holds no pre-training checkpoint to continue; "
-                         "give the run's --out-dir, or start without --resume.")
+    meta = _pretraining_metadata(out_dir, "--resume", "give the run's --out-dir, or start "
+                                 "without --resume.")
     if args.model_overrides:
         raise ValueError("--model cannot change the model of a resumed run; start a new run "
                          "in another --out-dir.")
-    meta = read_run_metadata(out_dir)
-    if meta["model"] != PRETRAINED_MODEL or meta.get("family") != args.family:
+    if meta.get("family") != args.family:
         raise ValueError(f"{out_dir} holds a {meta.get('family', meta['model'])!r} run, not a "
                          f"{args.family} pre-training run.")
     stored = meta["train_config"]
@@ -89,9 +131,7 @@ def _resumed(args, values: dict):
         raise ValueError(f"--resume cannot change {changed[0]} (the data, vocabulary or model "
                          "depend on it); start a new run in another --out-dir.")
     settings = pretrain_settings({**stored, **values, "out_dir": str(out_dir)})
-    model_config = {k: v for k, v in meta["model_config"].items()
-                    if k not in ("vocab_size", "block_size")}
-    return settings, model_config, tokenizer_from_dict(meta["provenance"]["tokenizer"])
+    return settings, _backbone_config(meta), tokenizer_from_dict(meta["provenance"]["tokenizer"])
 
 
 def run(args) -> int:

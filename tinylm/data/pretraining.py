@@ -13,6 +13,13 @@ Corpora (each a registered dataset, tinylm/data/datasets.py), one line a unit:
                      (the file repeats an English sentence for each of its translations)
     timemachine      H. G. Wells' novel, one printed line a line
     tinyshakespeare  the plays' lines
+    sms-spam         the SMS messages outside the validation and test parts of the
+                     fine-tuning's balanced split (seed 123, tinylm/data/classification.py),
+                     their labels dropped, and no message equal to a held-out one: the
+                     unlabelled text of the task itself, for domain-adaptive pre-training
+                     (``--setting init=RUN``, tinylm/train/pretrain_run.py). Not in the
+                     default selection; a model pre-trained on it must be tested on that
+                     split only (the other splits' test messages are among its lines)
 
 Text is normalised by ``normalise``: lower case (the corpora mix cased and uncased text;
 the tasks' words should meet the same vocabulary either way). Two tokenizers
@@ -43,6 +50,7 @@ from collections import Counter
 
 import numpy
 
+from tinylm.data.classification import balanced_split, load_task
 from tinylm.data.datasets import load_text
 from tinylm.data.tokenizers import WordTokenizer
 from tinylm.data.wordpiece import WordPieceTokenizer
@@ -52,7 +60,8 @@ PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 FIRST_WORD_ID = len(SPECIALS)
 TOKEN_PATTERN = r"\[UNK\]|\w+|[^\w\s]"
 TOKENIZER_KINDS = ("wordpiece", "word")
-CORPORA = ("ptb", "fra-eng", "timemachine", "tinyshakespeare")
+CORPORA = ("ptb", "fra-eng", "timemachine", "tinyshakespeare")     # the default selection
+TASK_CORPORA = ("sms-spam",)                                        # a task's own text
 
 
 def normalise(text: str) -> str:
@@ -78,7 +87,23 @@ def corpus_lines(name: str) -> list[str]:
         return [normalise(line) for line in _english_of_pairs(load_text("fra-eng"))]
     if name in ("timemachine", "tinyshakespeare"):
         return [normalise(line) for line in _lines(load_text(name))]
-    raise ValueError(f"unknown pre-training corpus {name!r}; choose from {list(CORPORA)}.")
+    if name == "sms-spam":
+        return unlabelled_task_lines(name)
+    raise ValueError(f"unknown pre-training corpus {name!r}; choose from "
+                     f"{list(CORPORA + TASK_CORPORA)}.")
+
+
+def unlabelled_task_lines(task_name: str, split_seed: int = 123) -> list[str]:
+    """The normalised texts of a task outside its balanced split's validation and test
+    parts, without any text equal to a held-out one, in file order (labels dropped)."""
+    task = load_task(task_name)
+    split = balanced_split(task, seed=split_seed)
+    held_out = numpy.concatenate([split.val, split.test])
+    held_texts = {normalise(task.texts[i]) for i in held_out}
+    kept = numpy.ones(len(task), dtype=bool)
+    kept[held_out] = False
+    lines = (normalise(task.texts[i]).strip() for i in numpy.flatnonzero(kept))
+    return [line for line in lines if line and line not in held_texts]
 
 
 def split_lines(lines: list, val_fraction: float) -> tuple[list, list]:

@@ -29,7 +29,11 @@ next-token (GPT) training with AdamW -> a checkpoint that fine-tuning starts fro
    evaluation scores the same predictions: the mean loss per predicted token and its
    accuracy (BERT: at the masked positions; GPT: at every position), and perplexity
    exp(loss).
-6. **Checkpoint** ``OUT_DIR/ckpt`` (atomic, no pickle): the latest and the best
+6. **Continued pre-training** (``init``, the OUT_DIR of an earlier run): the model starts
+   from that run's best parameters and reads its text with that run's tokenizer, its shape
+   and vocabulary unchanged -- domain-adaptive pre-training (Gururangan et al. 2020, "Don't
+   Stop Pretraining") when ``corpora`` is a task's own unlabelled text ("sms-spam").
+7. **Checkpoint** ``OUT_DIR/ckpt`` (atomic, no pickle): the latest and the best
    parameters, AdamW's state, the dropout generators, the history, the settings, the model
    configuration and the tokenizer (so fine-tuning encodes its texts exactly as the
    pre-training did).
@@ -50,7 +54,7 @@ from tinylm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
 from tinylm.data.datasets import dataset_info
 from tinylm.data.masking import mask_tokens
 from tinylm.data.pretraining import (CLS_ID, CORPORA, FIRST_WORD_ID, MASK_ID, SEP_ID,
-                                     TOKENIZER_KINDS, build_tokenizer, corpus_lines,
+                                     TASK_CORPORA, TOKENIZER_KINDS, build_tokenizer, corpus_lines,
                                      split_lines, token_stream, unknown_rate)
 from tinylm.models.bert import BERT
 from tinylm.models.gpt import GPT
@@ -64,7 +68,8 @@ from tinylm.typed_config import config_from_dict
 PRETRAINED_MODEL = "pretrained"          # the "model" of a pre-training checkpoint's JSON
 FAMILIES = {"bert": BERT, "gpt": GPT}
 CORPUS_FILES = {"ptb": ("ptb.train",), "fra-eng": ("fra-eng",),
-                "timemachine": ("timemachine",), "tinyshakespeare": ("tinyshakespeare",)}
+                "timemachine": ("timemachine",), "tinyshakespeare": ("tinyshakespeare",),
+                "sms-spam": ("sms_spam",)}
 
 
 @dataclasses.dataclass
@@ -93,15 +98,17 @@ class PretrainSettings:
     eval_interval: int = 500
     eval_windows: int = 256
     seed: int = 0                        # batches, masks and initial weights
+    init: str = ""                       # an earlier run's OUT_DIR to continue from (step 6)
     out_dir: str = "runs/pretrain"
     progress: bool = True
 
     def __post_init__(self):
         checks = [
             (self.family in FAMILIES, f"family={self.family!r} must be one of {sorted(FAMILIES)}"),
-            (len(self.corpus_names) > 0 and set(self.corpus_names) <= set(CORPORA),
+            (len(self.corpus_names) > 0
+             and set(self.corpus_names) <= set(CORPORA + TASK_CORPORA),
              f"corpora={self.corpora!r} must be a comma-separated selection of "
-             f"{list(CORPORA)}"),
+             f"{list(CORPORA + TASK_CORPORA)}"),
             (self.block_size >= 5, f"block_size={self.block_size} must be >= 5"),
             (self.tokenizer in TOKENIZER_KINDS, f"tokenizer={self.tokenizer!r} must be one "
                                                 f"of {list(TOKENIZER_KINDS)}"),
@@ -363,6 +370,16 @@ class PretrainRun:
         self.history = history_from_dict(meta["run"], out_dir / f"{CHECKPOINT_NAME}.json")
 
 
+def initial_weights(init_dir) -> dict:
+    """The best parameters of the pre-training run in ``init_dir`` (step 6)."""
+    arrays, meta = load_checkpoint(Path(init_dir) / CHECKPOINT_NAME)
+    if meta.get("model") != PRETRAINED_MODEL:
+        raise ValueError(f"init={init_dir}: its checkpoint holds a {meta.get('model')!r} "
+                         "model, not a pre-training run; give the OUT_DIR of `tinylm "
+                         "pretrain`.")
+    return split_prefix(arrays, "best")
+
+
 def corpus_provenance(corpora) -> dict:
     """Each corpus file's registry name and sha256."""
     return {name: dataset_info(name).sha256 for corpus in corpora for name in CORPUS_FILES[corpus]}
@@ -389,6 +406,9 @@ def train_pretrain(settings: PretrainSettings, model_config: dict, resume: bool 
     run = PretrainRun(settings, model.train(), data)
     if resume:
         run.restore()
+    elif settings.init:
+        model.load_state_dict(initial_weights(settings.init))
+        run.best_state = model.state_dict()
     log(describe(data, model))
     run_steps(run, log)
     plot_history(run.history, Path(settings.out_dir) / "loss.png",
