@@ -15,6 +15,8 @@
     tinylm gradcheck                                       the library's own gradient checks
     tinylm bench {kernels,lstm,gpt,bert,...} [--json]      tinylm against PyTorch, same config
     tinylm baseline tfidf --task T [--split S] [--json]    TF-IDF + logistic regression scores
+    tinylm import-hf DIR RUN [--tokenizer PATH]            a Hugging Face GPT-2 / BERT as a run
+    tinylm export-hf RUN DIR                               a GPT / BERT run in Hugging Face format
 
 Add --debug (or set TINYLM_DEBUG=1) to see the Python traceback of an error.
 """
@@ -40,6 +42,8 @@ COMMANDS = {
     "finetune": "tinylm.commands.finetune",
     "classify": "tinylm.commands.classify",
     "baseline": "tinylm.commands.baseline",
+    "import-hf": "tinylm.commands.import_hf",
+    "export-hf": "tinylm.commands.export_hf",
 }
 
 # What a user can cause -- bad settings, files, data, a diverged run -- is reported by its

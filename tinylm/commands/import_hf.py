@@ -1,0 +1,122 @@
+"""``tinylm import-hf DIR RUN [--tokenizer PATH] [--dataset NAME] [--dtype float32|float64]
+[--overwrite]``
+
+Read the Hugging Face checkpoint in DIR (config.json + model.safetensors, what
+``save_pretrained`` writes: a GPT-2 language model or a BERT masked LM; tinylm/interop/)
+and write it as a tinylm run in RUN:
+
+* GPT-2 -> a ``tinylm train gpt`` run (RUN/ckpt): ``tinylm generate RUN --prompt ...``
+  samples from it, and ``tinylm eval RUN`` scores it on ``--dataset`` (default
+  tinyshakespeare), which the run records as its data.
+* BERT -> a ``tinylm pretrain bert`` run (its latest and best parameters both the imported
+  ones): ``tinylm finetune RUN --task ...`` fine-tunes it (that needs a vocabulary that
+  starts with tinylm's [PAD] [UNK] [CLS] [SEP] [MASK]).
+
+A run carries its tokenizer. ``--tokenizer PATH`` names a tinylm tokenizer JSON (what
+``Tokenizer.save`` or ``tinylm export-hf`` wrote); without it, DIR/tinylm_tokenizer.json
+(written by ``tinylm export-hf``) is used. Its vocabulary size must be the model's.
+Anything the import accepted but could not map exactly (a pooler BertForMaskedLM lacks,
+dropout probabilities tinylm folds into one) is printed as a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from tinylm.checkpoint import save_checkpoint
+from tinylm.data.tokenizers import load_tokenizer
+from tinylm.files import sha256_of
+from tinylm.interop import load_hf
+from tinylm.interop.hf_format import CONFIG_FILE, weight_files
+from tinylm.train.config import TrainConfig
+from tinylm.train.loop import CHECKPOINT_NAME, RunState, save_run
+from tinylm.train.pretrain_run import PRETRAINED_MODEL, PretrainSettings
+from tinylm.train.setup import data_provenance
+from tinylm.train.steps import StepHistory
+
+TOKENIZER_FILE = "tinylm_tokenizer.json"       # what export-hf writes beside the weights
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The two folders, the tokenizer, the data an imported GPT is scored on."""
+    p.add_argument("hf_dir", metavar="DIR", help="a Hugging Face checkpoint directory")
+    p.add_argument("run", metavar="RUN", help="the tinylm run directory to write")
+    p.add_argument("--tokenizer", metavar="PATH", default=None,
+                   help=f"a tinylm tokenizer JSON (default: DIR/{TOKENIZER_FILE})")
+    p.add_argument("--dataset", default="tinyshakespeare",
+                   help="GPT: the data `tinylm eval RUN` scores it on (default tinyshakespeare)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--overwrite", action="store_true", help="replace RUN's checkpoint")
+
+
+def find_tokenizer(hf_dir: Path, path):
+    """The tokenizer named by --tokenizer, or the one export-hf left in DIR."""
+    if path is None:
+        path = hf_dir / TOKENIZER_FILE
+        if not path.is_file():
+            raise ValueError(f"{hf_dir} has no {TOKENIZER_FILE}; a tinylm run carries its "
+                             "tokenizer, so give one with --tokenizer PATH (a tinylm "
+                             "tokenizer JSON, as Tokenizer.save writes it).")
+    return load_tokenizer(path)
+
+
+def source_provenance(hf_dir: Path) -> dict:
+    """Where the weights came from: the folder and the sha256 of its files."""
+    files = [hf_dir / CONFIG_FILE, *weight_files(hf_dir)]
+    return {"hf_dir": str(hf_dir.resolve()),
+            "sha256": {f.name: sha256_of(f) for f in files}}
+
+
+def run(args) -> int:
+    """Import DIR, write RUN, print what was written and any notes."""
+    hf_dir, out_dir = Path(args.hf_dir), Path(args.run)
+    checkpoint = out_dir / CHECKPOINT_NAME
+    if checkpoint.with_suffix(".json").exists() and not args.overwrite:
+        raise ValueError(f"{out_dir} already holds a checkpoint ({checkpoint}.json); it is "
+                         "kept. Replace it with --overwrite, or choose another RUN.")
+    model, family, notes = load_hf(hf_dir, args.dtype)
+    tokenizer = find_tokenizer(hf_dir, args.tokenizer)
+    if tokenizer.vocab_size != model.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model's "
+                         f"vocabulary (vocab_size in {hf_dir / CONFIG_FILE}) has "
+                         f"{model.vocab_size}; give the tokenizer the model was trained with.")
+    provenance = {"tokenizer": tokenizer.to_dict(), "imported_from": source_provenance(hf_dir)}
+    if family == "gpt":
+        written = _write_gpt_run(out_dir, model, tokenizer, provenance, args)
+    else:
+        written = _write_bert_run(out_dir, model, provenance)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"imported {family} ({model.num_parameters():,} parameters, vocabulary "
+          f"{model.vocab_size:,}) from {hf_dir} -> {written}")
+    return 0
+
+
+def _write_gpt_run(out_dir: Path, model, tokenizer, provenance: dict, args) -> Path:
+    """A `tinylm train gpt` checkpoint: no optimizer state, zero steps, the data recorded."""
+    kind = tokenizer.type_name if tokenizer.type_name in ("char", "word") else "char"
+    cfg = TrainConfig(dataset=args.dataset, tokenizer=kind, dtype=args.dtype,
+                      block_size=model.config.block_size, out_dir=str(out_dir), max_iters=0,
+                      progress=False)
+    provenance = {**provenance, **data_provenance(args.dataset)}
+    return save_run(out_dir, model, "gpt", cfg, RunState(), provenance=provenance)
+
+
+def _write_bert_run(out_dir: Path, model, provenance: dict) -> Path:
+    """A `tinylm pretrain bert` checkpoint: latest = best = the imported parameters."""
+    c = model.config
+    settings = PretrainSettings(family="bert", vocab_size=c.vocab_size, block_size=c.block_size,
+                                next_sentence=c.next_sentence, max_steps=0,
+                                out_dir=str(out_dir), progress=False)
+    state = model.state_dict()
+    arrays = {**{f"model/{k}": v for k, v in state.items()},
+              **{f"best/{k}": v for k, v in state.items()}}
+    meta = {"model": PRETRAINED_MODEL, "family": "bert",
+            "model_config": dataclasses.asdict(c), "train_config": dataclasses.asdict(settings),
+            "run": dataclasses.asdict(StepHistory()),
+            "provenance": {**provenance, "corpora": {}},
+            "rng": {name: m.get_rng_state() for name, m in model.named_modules()
+                    if hasattr(m, "get_rng_state")}}
+    return save_checkpoint(out_dir / CHECKPOINT_NAME, arrays, meta)
