@@ -74,6 +74,35 @@ def test_an_imported_gpt2_generates_as_transformers_does_and_evaluates(hf_gpt2, 
     assert abs(loss - np.log(chars.vocab_size)) < 0.5      # a random model: about log V
 
 
+def _gpt2_tokenizer_or_skip():
+    from tinylm.data.tokenizers import tokenizer_from_dict
+
+    try:
+        return tokenizer_from_dict({"type": "openai_bpe", "name": "gpt2"})
+    except ValueError:
+        pytest.skip("the GPT-2 tokenizer (tinylm/data/openai_bpe.py) is not registered")
+
+
+def test_a_gpt2_of_gpt2s_vocabulary_gets_the_gpt2_tokenizer(torch, tmp_path, capsys):
+    """No --tokenizer: 50,257 tokens is GPT-2's vocabulary, so generate works end to end."""
+    gpt2 = _gpt2_tokenizer_or_skip()
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=32)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    status, _, err = _import(tmp_path, capsys)
+    assert status == 0, err
+    prompt = "This is some text"
+    status, out, err = run_cli(["generate", str(tmp_path / "run"), "--prompt", prompt,
+                                "--max-new-tokens", "6", "--greedy"], capsys)
+    assert status == 0, err
+    ids = gpt2.encode(prompt)
+    with torch.no_grad():
+        theirs = hf.generate(torch.tensor(ids[None]), max_new_tokens=6, do_sample=False,
+                             pad_token_id=50256)
+    assert out.rstrip("\n") == prompt + gpt2.decode(theirs[0, len(ids):].tolist())
+
+
 def test_a_gpt_run_exports_with_its_logits_and_reimports_with_its_tokenizer(hf_gpt2, torch,
                                                                            tmp_path, capsys):
     _import(tmp_path, capsys, "--tokenizer", str(tmp_path / "chars.json"))
@@ -151,7 +180,7 @@ def test_a_bert_run_exports_and_comes_back_ready_to_fine_tune(bert_run, torch, t
 # -- bad input --------------------------------------------------------------------------------
 def test_import_without_a_tokenizer_says_how_to_give_one(hf_gpt2, tmp_path, capsys):
     status, _, err = _import(tmp_path, capsys)
-    assert status == 1 and "--tokenizer PATH" in err
+    assert status == 1 and "--tokenizer PATH" in err and "--tokenizer gpt2" in err
 
 
 def test_a_tokenizer_of_another_size_is_refused(hf_gpt2, tmp_path, capsys):

@@ -13,8 +13,11 @@ and write it as a tinylm run in RUN:
   starts with tinylm's [PAD] [UNK] [CLS] [SEP] [MASK]).
 
 A run carries its tokenizer. ``--tokenizer PATH`` names a tinylm tokenizer JSON (what
-``Tokenizer.save`` or ``tinylm export-hf`` wrote); without it, DIR/tinylm_tokenizer.json
-(written by ``tinylm export-hf``) is used. Its vocabulary size must be the model's.
+``Tokenizer.save`` or ``tinylm export-hf`` wrote), ``--tokenizer gpt2`` OpenAI's GPT-2
+byte-level BPE (tinylm/data/openai_bpe.py). Without the flag: DIR/tinylm_tokenizer.json
+(written by ``tinylm export-hf``) if it exists, else, for a GPT-2 of GPT-2's 50,257-token
+vocabulary (every GPT-2 OpenAI released, and their fine-tunes), the GPT-2 tokenizer. Its
+vocabulary size must be the model's.
 Anything the import accepted but could not map exactly (a pooler BertForMaskedLM lacks,
 dropout probabilities tinylm folds into one) is printed as a note.
 """
@@ -26,7 +29,7 @@ import dataclasses
 from pathlib import Path
 
 from tinylm.checkpoint import save_checkpoint
-from tinylm.data.tokenizers import load_tokenizer
+from tinylm.data.tokenizers import load_tokenizer, tokenizer_from_dict
 from tinylm.files import sha256_of
 from tinylm.interop import load_hf
 from tinylm.interop.hf_format import CONFIG_FILE, weight_files
@@ -37,29 +40,45 @@ from tinylm.train.setup import data_provenance
 from tinylm.train.steps import StepHistory
 
 TOKENIZER_FILE = "tinylm_tokenizer.json"       # what export-hf writes beside the weights
+GPT2_TOKENIZER = {"type": "openai_bpe", "name": "gpt2"}     # tinylm/data/openai_bpe.py
+GPT2_VOCAB_SIZE = 50257
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The two folders, the tokenizer, the data an imported GPT is scored on."""
     p.add_argument("hf_dir", metavar="DIR", help="a Hugging Face checkpoint directory")
     p.add_argument("run", metavar="RUN", help="the tinylm run directory to write")
-    p.add_argument("--tokenizer", metavar="PATH", default=None,
-                   help=f"a tinylm tokenizer JSON (default: DIR/{TOKENIZER_FILE})")
+    p.add_argument("--tokenizer", metavar="PATH|gpt2", default=None,
+                   help=f"a tinylm tokenizer JSON, or gpt2 (default: DIR/{TOKENIZER_FILE}, "
+                        "else gpt2 for a GPT-2 of 50,257 tokens)")
     p.add_argument("--dataset", default="tinyshakespeare",
                    help="GPT: the data `tinylm eval RUN` scores it on (default tinyshakespeare)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--overwrite", action="store_true", help="replace RUN's checkpoint")
 
 
-def find_tokenizer(hf_dir: Path, path):
-    """The tokenizer named by --tokenizer, or the one export-hf left in DIR."""
-    if path is None:
-        path = hf_dir / TOKENIZER_FILE
-        if not path.is_file():
-            raise ValueError(f"{hf_dir} has no {TOKENIZER_FILE}; a tinylm run carries its "
-                             "tokenizer, so give one with --tokenizer PATH (a tinylm "
-                             "tokenizer JSON, as Tokenizer.save writes it).")
-    return load_tokenizer(path)
+def find_tokenizer(hf_dir: Path, given, family: str, vocab_size: int):
+    """The tokenizer named by --tokenizer (a path or "gpt2"), else the one export-hf left
+    in DIR, else GPT-2's for a GPT of its vocabulary size."""
+    if given == "gpt2":
+        return _gpt2_tokenizer()
+    if given is not None:
+        return load_tokenizer(given)
+    if (hf_dir / TOKENIZER_FILE).is_file():
+        return load_tokenizer(hf_dir / TOKENIZER_FILE)
+    if family == "gpt" and vocab_size == GPT2_VOCAB_SIZE:
+        return _gpt2_tokenizer()
+    raise ValueError(f"{hf_dir} has no {TOKENIZER_FILE}; a tinylm run carries its tokenizer, "
+                     "so give one with --tokenizer PATH (a tinylm tokenizer JSON, as "
+                     "Tokenizer.save writes it) or --tokenizer gpt2.")
+
+
+def _gpt2_tokenizer():
+    try:
+        return tokenizer_from_dict(GPT2_TOKENIZER)
+    except ValueError as e:
+        raise ValueError(f"the GPT-2 tokenizer is not available in this tinylm ({e}); give "
+                         "--tokenizer PATH.") from e
 
 
 def source_provenance(hf_dir: Path) -> dict:
@@ -77,7 +96,7 @@ def run(args) -> int:
         raise ValueError(f"{out_dir} already holds a checkpoint ({checkpoint}.json); it is "
                          "kept. Replace it with --overwrite, or choose another RUN.")
     model, family, notes = load_hf(hf_dir, args.dtype)
-    tokenizer = find_tokenizer(hf_dir, args.tokenizer)
+    tokenizer = find_tokenizer(hf_dir, args.tokenizer, family, model.vocab_size)
     if tokenizer.vocab_size != model.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model's "
                          f"vocabulary (vocab_size in {hf_dir / CONFIG_FILE}) has "
