@@ -434,8 +434,8 @@ def test_save_and_load_round_trip(tmp_path, tok):
 def test_load_tokenizer_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no tokenizer"):
         load_tokenizer(tmp_path / "missing.json")
-    with pytest.raises(ValueError, match="unknown tokenizer type 'bpe'"):
-        tokenizer_from_dict({"type": "bpe"})
+    with pytest.raises(ValueError, match="unknown tokenizer type 'sentencepiece'"):
+        tokenizer_from_dict({"type": "sentencepiece"})
 
 
 def test_tiny_shakespeare_matches_nanogpt():

@@ -7,6 +7,10 @@
   with an end-of-sentence token, the Penn Treebank convention (PTB's text already contains
   ``<unk>`` for its rare words).
 
+Subword tokenizers live in their own modules and are registered here for ``load_tokenizer``:
+WordPiece (tinylm/data/wordpiece.py), byte-level BPE trained by tinylm (tinylm/data/bpe.py)
+and OpenAI's GPT-2 and cl100k encoders (tinylm/data/openai_bpe.py).
+
 Both encode to a NumPy int64 array and decode from any sequence of ints, save to JSON
 (``save``) and come back with ``load_tokenizer``, which reads the JSON's "type" field. A
 character or word the vocabulary does not know raises ``ValueError`` naming it and its
@@ -23,6 +27,8 @@ from pathlib import Path
 import numpy
 
 from tinylm.backend import to_numpy
+from tinylm.data.bpe import BPETokenizer
+from tinylm.data.openai_bpe import OpenAIBPETokenizer
 from tinylm.data.vocab import Vocabulary
 from tinylm.data.wordpiece import WordPieceTokenizer
 
@@ -183,7 +189,8 @@ class WordTokenizer(_Tokenizer):
 
 
 TOKENIZER_TYPES = {cls.type_name: cls for cls in (CharTokenizer, WordTokenizer,
-                                                  WordPieceTokenizer)}
+                                                  WordPieceTokenizer, BPETokenizer,
+                                                  OpenAIBPETokenizer)}
 
 
 def tokenizer_from_dict(state: dict):
