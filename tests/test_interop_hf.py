@@ -387,3 +387,20 @@ def test_bfloat16_tensors_are_widened_exactly(torch, tmp_path):
     assert tensors["w"].dtype == np.float32
     np.testing.assert_array_equal(tensors["w"], value.float().numpy())
     np.testing.assert_array_equal(tensors["b"], np.arange(4.0, dtype=np.float32))
+
+
+def test_a_sharded_checkpoint_reads_as_one(gpt2_dir):
+    """Large models come as shards and an index {"weight_map": {name: file}}."""
+    tensors = load_file(gpt2_dir / "model.safetensors")
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[:7],
+              "model-00002-of-00002.safetensors": names[7:]}
+    for file, part in shards.items():
+        save_file({n: tensors[n] for n in part}, gpt2_dir / file, metadata={"format": "pt"})
+    (gpt2_dir / "model.safetensors").unlink()
+    (gpt2_dir / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {n: file for file, part in shards.items() for n in part}}))
+    model, _ = load_gpt2(gpt2_dir)
+    for name, value in model.state_dict().items():
+        hf = "transformer." + (f"{name}.weight" if name in ("wte", "wpe") else name)
+        np.testing.assert_array_equal(value, tensors[hf], err_msg=name)
