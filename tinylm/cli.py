@@ -17,6 +17,8 @@
     tinylm baseline tfidf --task T [--split S] [--json]    TF-IDF + logistic regression scores
     tinylm import-hf DIR RUN [--tokenizer PATH]            a Hugging Face GPT-2 / BERT as a run
     tinylm export-hf RUN DIR                               a GPT / BERT run in Hugging Face format
+    tinylm tokenize "TEXT" [--tokenizer gpt2|cl100k|PATH]  tokens, ids and boundaries of a text
+    tinylm train-tokenizer --corpus C --vocab-size N ...   train a BPE or WordPiece vocabulary
 
 Add --debug (or set TINYLM_DEBUG=1) to see the Python traceback of an error.
 """
@@ -43,6 +45,8 @@ COMMANDS = {
     "classify": "tinylm.commands.classify",
     "baseline": "tinylm.commands.baseline",
     "import-hf": "tinylm.commands.import_hf",
+    "tokenize": "tinylm.commands.tokenize",
+    "train-tokenizer": "tinylm.commands.train_tokenizer",
     "export-hf": "tinylm.commands.export_hf",
 }
 
