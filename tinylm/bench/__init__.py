@@ -20,6 +20,7 @@ BENCHMARKS = {
     "seq2seq": "tinylm.bench.seq2seq",
     "seq2seq-twin": "tinylm.bench.seq2seq_twin",
     "word2vec": "tinylm.bench.word2vec",
+    "tokenizer": "tinylm.bench.tokenizer",
 }
 
 

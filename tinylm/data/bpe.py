@@ -38,7 +38,7 @@ pairs are counted, and merges applied, only inside a chunk. ``GPT2_SPLIT_PATTERN
 ``GPT4_SPLIT_PATTERN`` are tiktoken's, character for character (``\\p{L}`` and the
 possessive ``++`` need the ``regex`` module, not ``re``). A chunk that occurs n times is
 counted once with weight n: in Tiny Shakespeare 297,833 chunks are 15,057 distinct ones.
-Which characters are letters (``\p{L}``) and digits (``\p{N}``) comes from the regex
+Which characters are letters (``\\p{L}``) and digits (``\\p{N}``) comes from the regex
 module's Unicode tables, and tiktoken's from those of Rust's regex crate, which are older:
 of the 1.1 million code points, 17,480 are letters or digits to the regex module and not to
 tiktoken, every one of them unassigned in Python 3.11's Unicode 14.0 (scripts added since,
@@ -349,6 +349,10 @@ class ByteLevelBPE:
         return self._bytes_of[self._checked_ids([index])[0]]
 
     # -- encoding ------------------------------------------------------------------------------
+    def clear_cache(self) -> None:
+        """Forget the encoded chunks (what a benchmark of cold encoding does first)."""
+        self._cache.clear()
+
     def _split(self, text: str) -> list:
         if self._split_regex is None:
             return [text] if text else []
