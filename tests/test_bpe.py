@@ -345,6 +345,13 @@ def test_bad_special_tokens_and_patterns_are_named():
         BPETokenizer([], pattern="(unclosed")
 
 
+def test_encoding_something_other_than_text_is_named():
+    with pytest.raises(TypeError, match="encodes a str, not bytes: decode the bytes first"):
+        BPETokenizer([]).encode(b"abc")
+    with pytest.raises(TypeError, match="encodes a str, not list"):
+        BPETokenizer([]).encode_ordinary(["abc"])
+
+
 def test_undecodable_ids_are_named():
     tok = BPETokenizer([[97, 98]], special_tokens={"<s>": 300})
     assert tok.vocab_size == 301 and tok.decode([256, 300]) == "ab<s>"

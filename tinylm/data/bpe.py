@@ -309,6 +309,10 @@ def _alternation(tokens: frozenset):
 def valid_unicode(text: str) -> str:
     """``text``, or (when it holds lone surrogates, which have no UTF-8) ``text`` with each
     replaced by U+FFFD -- what tiktoken encodes in that case."""
+    if not isinstance(text, str):
+        raise TypeError(f"a tokenizer encodes a str, not {type(text).__name__}"
+                        + (": decode the bytes first, e.g. data.decode('utf-8')."
+                           if isinstance(text, bytes) else "."))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
