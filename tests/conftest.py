@@ -67,3 +67,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """tinylm on the fake device (tests/fake_cupy): the CPU stand-in for CuPy takes the place
+    of ``tinylm.backend.cupy``, the one reference through which tinylm reaches CuPy, and of
+    ``cupyx`` in ``sys.modules``; ``device="gpu"`` then means the fake. Its ``syncs`` log
+    starts empty."""
+    import sys
+
+    import fake_cupy
+    import tinylm.backend
+
+    monkeypatch.setattr(tinylm.backend, "cupy", fake_cupy)
+    for name, module in fake_cupy.cupyx_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    fake_cupy.syncs.clear()
+    return fake_cupy

@@ -6,8 +6,9 @@ Layer 1 of the house; everything else imports from here and nothing here imports
   live, so the same function runs on the CPU and on a GPU without change.
 * ``DEFAULT_DTYPE`` is float32; gradient checks pass float64 arrays and every function
   preserves the dtype it is given.
-* ``default_rng(seed)`` makes seeded generators (``derive_seed`` numbers a model's other ones);
-  ``to_numpy`` / ``to_device`` move arrays.
+* ``default_rng(seed, device)`` makes seeded generators on either device (``derive_seed``
+  numbers a model's other ones); ``to_numpy`` / ``to_device`` move arrays, ``device_of``
+  names an array's device.
 * ``use_numba(*arrays)`` tells a kernel whether its numba version may run: numba must be
   importable, the arrays must be NumPy arrays, and the environment variable
   ``TINYLM_KERNELS`` must not be ``reference`` (``TINYLM_KERNELS=reference`` forces the plain
@@ -66,6 +67,11 @@ def gpu_available() -> bool:
         return False
 
 
+def device_of(a) -> str:
+    """``"gpu"`` for a CuPy array, else ``"cpu"``."""
+    return "cpu" if get_array_module(a) is numpy else "gpu"
+
+
 def to_numpy(a):
     """Copy an array (NumPy or CuPy) to host memory as a NumPy array."""
     if cupy is not None and isinstance(a, cupy.ndarray):
@@ -93,9 +99,19 @@ def array_module_for(device: str):
     return cupy
 
 
-def default_rng(seed: int | None = None):
-    """A seeded NumPy generator. Parameters are initialised on the host, then moved."""
-    return numpy.random.default_rng(seed)
+def default_rng(seed=None, device: str = "cpu"):
+    """A seeded generator on ``device``: NumPy's on ``"cpu"`` (parameters are initialised
+    there, then moved), CuPy's on ``"gpu"``. ``seed`` is an int or a
+    ``numpy.random.SeedSequence``.
+
+    The GPU generator uses cuRAND's Philox bit generator rather than CuPy's default XORWOW:
+    starting a Philox stream sets a counter, while XORWOW jumps each of its thousands of
+    device threads ahead to its own subsequence, and tinylm starts a fresh device generator
+    for every dropout mask (tinylm/nn/dropout.py says why)."""
+    if device == "cpu":
+        return numpy.random.default_rng(seed)
+    xp = array_module_for(device)
+    return xp.random.Generator(xp.random.Philox4x3210(seed))
 
 
 def rng_from_state(state, owner: str):
@@ -123,6 +139,12 @@ def derive_seed(seed: int, stream: int) -> int:
     if stream < 0:
         raise ValueError(f"derive_seed: stream={stream} must be >= 0.")
     return seed + stream
+
+
+def substream(seed: int, k: int) -> numpy.random.SeedSequence:
+    """The seed of draw number ``k`` (>= 0) of a stream seeded ``seed``: NumPy's way of
+    spawning independent child streams, which CuPy's generators accept as a seed too."""
+    return numpy.random.SeedSequence(seed, spawn_key=(k,))
 
 
 def kernel_mode() -> str:

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy
 
-from tinylm.backend import default_rng, to_numpy
+from tinylm.backend import default_rng, get_array_module, to_device, to_numpy
 
 
 @dataclass
@@ -66,22 +66,27 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
+def _is_array(value) -> bool:
+    """A NumPy or a CuPy array."""
+    return isinstance(value, numpy.ndarray) or get_array_module(value) is not numpy
+
+
 def _as_float64(value):
     """A fresh C-ordered float64 copy of a floating array (so that nudging its flat view
     nudges the array, and the caller's array is never touched); anything else unchanged."""
-    if isinstance(value, numpy.ndarray) and value.dtype.kind == "f":
+    if _is_array(value) and value.dtype.kind == "f":
         return value.astype(numpy.float64, order="C")
     return value
 
 
 def _differentiable(inputs: dict) -> list:
-    return [k for k, v in inputs.items()
-            if isinstance(v, numpy.ndarray) and v.dtype.kind == "f"]
+    return [k for k, v in inputs.items() if _is_array(v) and v.dtype.kind == "f"]
 
 
-def numerical_gradient(phi, x: numpy.ndarray, h: float = 1e-6) -> numpy.ndarray:
-    """Central-difference gradient of the scalar function ``phi()`` w.r.t. ``x`` (in place)."""
-    grad = numpy.zeros_like(x)
+def numerical_gradient(phi, x, h: float = 1e-6) -> numpy.ndarray:
+    """Central-difference gradient of the scalar function ``phi()`` w.r.t. ``x`` (in place;
+    x on either device, the gradient on the host)."""
+    grad = numpy.zeros(x.shape, dtype=x.dtype)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
         saved = flat[i]
@@ -107,6 +112,15 @@ def compare(name: str, analytic, numeric, tolerance: float) -> TensorCheck:
     return TensorCheck(name, tuple(numeric.shape), abs_err, rel, rel <= tolerance)
 
 
+def _as_one_array(out):
+    """A forward's output as one float64 array on its device: a tuple of outputs (h and c
+    of an LSTM cell) stacked on a new first axis, a Python scalar as a 0-d array."""
+    if isinstance(out, (tuple, list)):
+        xp = get_array_module(*out)
+        return xp.stack([xp.asarray(o, dtype=numpy.float64) for o in out])
+    return get_array_module(out).asarray(out, dtype=numpy.float64)
+
+
 def check_gradients(forward, backward, inputs: dict, wrt=None, title: str | None = None,
                     tolerance: float = 1e-6, h: float = 1e-6, seed: int = 0) -> GradcheckReport:
     """Check ``backward`` against finite differences of ``forward``.
@@ -119,8 +133,9 @@ def check_gradients(forward, backward, inputs: dict, wrt=None, title: str | None
     floating = _differentiable(inputs)
     wrt = floating if wrt is None else list(wrt)
     out, cache = forward(**inputs)
-    out = numpy.asarray(out, dtype=numpy.float64)
-    upstream = default_rng(seed).standard_normal(out.shape)
+    out = _as_one_array(out)
+    xp = get_array_module(out)
+    upstream = xp.asarray(default_rng(seed).standard_normal(out.shape))
     grads = backward(upstream if out.shape else float(upstream), cache)
     grads = grads if isinstance(grads, tuple) else (grads,)
     if len(grads) < len(floating):
@@ -129,13 +144,24 @@ def check_gradients(forward, backward, inputs: dict, wrt=None, title: str | None
     analytic = dict(zip(floating, grads))
 
     def phi():
-        return float(numpy.sum(numpy.asarray(forward(**inputs)[0]) * upstream))
+        return float(xp.sum(_as_one_array(forward(**inputs)[0]) * upstream))
 
     report = GradcheckReport(title or getattr(forward, "__name__", "forward"), tolerance)
     for name in wrt:
         numeric = numerical_gradient(phi, inputs[name], h)
         report.tensors.append(compare(name, analytic[name], numeric, tolerance))
     return report
+
+
+def _moved(value, device: str):
+    """``value`` with every NumPy array in it, through tuples and NamedTuples (a CSR
+    matrix), moved to ``device``."""
+    if isinstance(value, numpy.ndarray):
+        return to_device(value, device)
+    if isinstance(value, tuple):
+        items = [_moved(v, device) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value
 
 
 @dataclass(frozen=True)
@@ -166,22 +192,28 @@ class GradcheckCase:
     def base_name(self) -> str:
         return self.name.split("[", 1)[0]
 
-    def forward_to_check(self) -> Callable:
-        """The forward as the checker calls it: with a fresh generator per call if seeded."""
+    def forward_to_check(self, device: str = "cpu") -> Callable:
+        """The forward as the checker calls it: with a fresh generator per call if seeded
+        (on ``device``, where the forward draws its mask)."""
         if not self.seeded:
             return self.forward
 
         def with_fresh_generator(*args, seed: int, **kwargs):
-            return self.forward(*args, rng=default_rng(seed), **kwargs)
+            return self.forward(*args, rng=default_rng(seed, device), **kwargs)
         return with_fresh_generator
 
-    def run(self, seed: int = 0) -> GradcheckReport:
+    def run(self, seed: int = 0, device: str = "cpu") -> GradcheckReport:
+        """Check the case with inputs drawn on the host and moved to ``device``: on "gpu"
+        the arithmetic is the device's (the same numbers to rounding, except a seeded
+        case's mask, which the device's generator draws)."""
         inputs = self.make_inputs(default_rng(seed))
         if self.seeded and "seed" not in inputs:
             raise ValueError(f"gradcheck case {self.name!r} is seeded: its inputs need an "
                              "integer 'seed' for the forward's generator.")
-        return check_gradients(self.forward_to_check(), self.backward, inputs, wrt=self.wrt,
-                               title=self.name, tolerance=self.tolerance, seed=seed)
+        inputs = {k: _moved(v, device) for k, v in inputs.items()}
+        return check_gradients(self.forward_to_check(device), self.backward, inputs,
+                               wrt=self.wrt, title=self.name, tolerance=self.tolerance,
+                               seed=seed)
 
 
 def check_model_gradients(model, idx, targets, tolerance: float = 1e-6, h: float = 1e-6,

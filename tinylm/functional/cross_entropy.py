@@ -41,7 +41,7 @@ tinylm/kernels/cross_entropy.py compute the same rows. Chapter 03, section "Cros
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module, use_numba
+from tinylm.backend import device_of, get_array_module, use_numba
 from tinylm.functional.embedding import check_ids
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import cross_entropy as ce_kernel
@@ -69,13 +69,20 @@ def cross_entropy_forward_reference(logits, targets, ignore_index: int):
     return row_loss, probs
 
 
+def _target_entries(targets, ignore_index: int):
+    """(rows [N], columns [N]) of each row's target entry, an ignored row pointing at column
+    0: its row_grad is 0, so subtracting it there changes nothing. Selecting the valid rows
+    with a boolean mask instead would size its result from the data, which on a GPU waits
+    for the device."""
+    xp = get_array_module(targets)
+    return xp.arange(targets.shape[0]), xp.where(targets != ignore_index, targets, 0)
+
+
 def cross_entropy_backward_reference(probs, targets, row_grad, ignore_index: int):
     """probs [N, V], row_grad [N] (0 on ignored rows) -> dlogits [N, V]."""
-    xp = get_array_module(probs)
     dlogits = probs * row_grad[:, None]                                  # [N, V]
-    valid = targets != ignore_index
-    rows = xp.arange(probs.shape[0])[valid]
-    dlogits[rows, targets[valid]] -= row_grad[valid]
+    rows, safe = _target_entries(targets, ignore_index)
+    dlogits[rows, safe] -= row_grad
     return dlogits
 
 
@@ -92,12 +99,10 @@ def cross_entropy_smoothed_forward_reference(logits, targets, ignore_index: int,
 def cross_entropy_smoothed_backward_reference(probs, targets, row_grad, ignore_index: int,
                                               eps: float):
     """probs [N, V], row_grad g [N] (0 on ignored rows) -> dlogits = g (p - q) [N, V]."""
-    xp = get_array_module(probs)
     V = probs.shape[1]
     dlogits = (probs - eps / V) * row_grad[:, None]                      # [N, V]
-    valid = targets != ignore_index
-    rows = xp.arange(probs.shape[0])[valid]
-    dlogits[rows, targets[valid]] -= (1.0 - eps) * row_grad[valid]
+    rows, safe = _target_entries(targets, ignore_index)
+    dlogits[rows, safe] -= (1.0 - eps) * row_grad
     return dlogits.astype(probs.dtype)
 
 
@@ -122,6 +127,20 @@ def _row_losses(z, y, ignore_index: int, eps: float):
     return rows(z, y, ignore_index)
 
 
+def _target_count(y, ignore_index: int, dtype):
+    """|S|, the number of targets that score: an int on the host, where a batch with none
+    raises; on a GPU a device scalar of ``dtype`` (the logits', so that dividing by it
+    rounds as dividing by the int does), since reading it would wait for the device, and
+    such a batch's loss is then NaN (0 / 0), as PyTorch's is on CUDA."""
+    count = (y != ignore_index).sum()
+    if device_of(y) == "gpu":
+        return count.astype(dtype)
+    if count == 0:
+        raise ValueError("cross_entropy: every target equals ignore_index, so the mean "
+                         "loss is undefined; check the padding of the batch.")
+    return int(count)
+
+
 def cross_entropy_forward(logits, targets, ignore_index: int = -100,
                           label_smoothing: float = 0.0):
     """logits [..., V], targets [...] int -> (scalar mean loss, cache).
@@ -139,10 +158,7 @@ def cross_entropy_forward(logits, targets, ignore_index: int = -100,
     z = logits.reshape(-1, V)                                      # [N, V]
     y = targets.reshape(-1)                                        # [N]
     row_loss, probs = _row_losses(z, y, ignore_index, eps)         # [N], [N, V]
-    count = int((y != ignore_index).sum())
-    if count == 0:
-        raise ValueError("cross_entropy: every target equals ignore_index, so the mean "
-                         "loss is undefined; check the padding of the batch.")
+    count = _target_count(y, ignore_index, logits.dtype)
     loss = row_loss.sum() / count
     return xp.asarray(loss, dtype=logits.dtype), (probs, y, count, ignore_index, logits.shape,
                                                     eps)

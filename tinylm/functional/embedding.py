@@ -12,9 +12,34 @@ tinylm/kernels/embedding.py does the scatter-add. Chapter 03, section "Embedding
 
 from __future__ import annotations
 
-from tinylm.backend import get_array_module, use_numba
+import contextlib
+import contextvars
+
+from tinylm.backend import device_of, get_array_module, use_numba
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import embedding as embedding_kernel
+
+
+_CHECKED_ON_HOST = contextvars.ContextVar("tinylm_ids_checked_on_host", default=False)
+
+
+@contextlib.contextmanager
+def ids_checked_on_host():
+    """Within this block ``check_ids`` takes device (CuPy) arrays as checked: the caller
+    has checked the host arrays they were made from (the training loop checks each batch
+    before moving it). On a GPU every check waits for the device to finish the work queued
+    so far and copies its answer back; host arrays are still checked, at no such cost."""
+    token = _CHECKED_ON_HOST.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED_ON_HOST.reset(token)
+
+
+def checked_on_host(ids) -> bool:
+    """Whether a range check of ``ids`` may be skipped: a device array inside
+    ``ids_checked_on_host``."""
+    return _CHECKED_ON_HOST.get() and device_of(ids) == "gpu"
 
 
 def check_ids(ids, limit: int, owner: str, name: str, kind: str = "id", fix: str = "",
@@ -22,12 +47,16 @@ def check_ids(ids, limit: int, owner: str, name: str, kind: str = "id", fix: str
     """Raise unless ``ids`` is an integer array with every entry in [0, limit) (or equal to
     ``ignore_index``), naming ``owner``, the argument ``name``, the first bad value and its
     position: xp.take and the numba kernels would wrap a negative id round or read past the
-    table. Costs one min and one max; the position is searched for only when one is bad."""
+    table (CuPy's take wraps too). Costs one min and one max, read together (on a GPU, one
+    synchronisation; none inside ``ids_checked_on_host``); the position is searched for only
+    when one is bad."""
     if not hasattr(ids, "dtype") or ids.dtype.kind not in "iu":
         got = f"dtype {ids.dtype}" if hasattr(ids, "dtype") else f"a {type(ids).__name__}"
         raise TypeError(f"{owner}: {name} must be an integer array of {kind}s, got {got}; "
                         "pass the ids as the tokenizer returns them (an int64 array).")
-    if ids.size == 0 or (int(ids.min()) >= 0 and int(ids.max()) < limit):
+    if ids.size == 0 or checked_on_host(ids):
+        return
+    if bool((ids.min() >= 0) & (ids.max() < limit)):
         return
     xp = get_array_module(ids)
     flat = ids.reshape(-1)                                               # [N]

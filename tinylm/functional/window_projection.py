@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tinylm.backend import get_array_module, use_numba
-from tinylm.functional.embedding import scatter_add_rows
+from tinylm.functional.embedding import checked_on_host, scatter_add_rows
 from tinylm.gradcheck import GradcheckCase
 from tinylm.kernels import window_sum as window_sum_kernel
 
@@ -87,7 +87,7 @@ def window_projection_forward(ids, C, W, bias):
     B, T = ids.shape[0], ids.shape[1] - n + 1
     if T < 1:
         raise ValueError(f"window_projection: {ids.shape[1]} ids cannot hold a window of {n}.")
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= R):
+    if ids.size and not checked_on_host(ids) and bool((ids.min() < 0) | (ids.max() >= R)):
         raise ValueError(f"window_projection: token ids must lie in [0, {R}); got "
                          f"[{int(ids.min())}, {int(ids.max())}].")
     project = _project_tables if R < B * T else _project_concatenated

@@ -26,7 +26,7 @@ forward/backward pair per batch (the sum builds up until ``zero_grad()``); to we
 pass ``backward(dloss)``. Raising turns a doubled gradient, which only shows up as a
 mysteriously different training curve, into an error at the line that caused it.
 
-The inputs are checked once, where they enter (``_check_batch``, which every ``forward``
+The inputs are checked once, where they enter (``check_batch``, which every ``forward``
 calls): idx [B, T] of integer ids in [0, V), targets None or the same shape and range. A
 bad id is named with its value and position (one min/max pass when all is well), not left
 to a gather deep inside the model that wraps a negative id round.
@@ -122,7 +122,7 @@ class LanguageModel(Module):
         """Forget any state carried between batches (no-op for stateless models)."""
 
     # -- the inputs ------------------------------------------------------------------------
-    def _check_batch(self, idx, targets=None, ignore_index: int | None = IGNORE_INDEX) -> None:
+    def check_batch(self, idx, targets=None, ignore_index: int | None = IGNORE_INDEX) -> None:
         """idx [B, T] int in [0, V); targets None or [B, T] int in [0, V) (or ``ignore_index``,
         which the loss skips). Raises naming the model, the argument, the value, the fix."""
         owner, V = f"{type(self).__name__}.forward", self.vocab_size

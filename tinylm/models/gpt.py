@@ -98,7 +98,7 @@ class GPT(LanguageModel):
     # -- training ---------------------------------------------------------------------------
     def forward(self, idx, targets=None):
         """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
-        self._check_batch(idx, targets)
+        self.check_batch(idx, targets)
         x = self.hidden(idx)                                                      # [B, T, D]
         logits, self._head_cache = linear_forward(x, self.wte.data.T)            # [B, T, V]
         return logits, self._loss(logits, targets)
@@ -154,7 +154,7 @@ class GPT(LanguageModel):
         if pooling not in ("last", "mean"):
             raise ValueError(f"GPT pools with 'last' or 'mean', not {pooling!r} (its first "
                              "token has seen nothing but itself).")
-        self._check_batch(ids)
+        self.check_batch(ids)
         p, self._pool_cache = pool_forward(self.hidden(ids), mask, pooling)       # [B, D]
         return p
 

@@ -81,7 +81,7 @@ class MLPLM(LanguageModel):
 
     def forward(self, idx, targets=None):
         """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
-        self._check_batch(idx, targets)                  # the padding id V is not an input
+        self.check_batch(idx, targets)                  # the padding id V is not an input
         xp = get_array_module(self.wte.data)
         B, T = idx.shape
         pad = xp.full((B, self.config.block_size - 1), self.config.vocab_size, dtype=idx.dtype)

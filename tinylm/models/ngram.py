@@ -37,7 +37,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from tinylm.backend import get_array_module, to_device, to_numpy
+from tinylm.backend import device_of, get_array_module, to_device, to_numpy
 from tinylm.functional.embedding import check_ids
 from tinylm.models.base import OUTSIDE_VOCABULARY, LanguageModel, check_positive
 
@@ -99,11 +99,25 @@ class _Level:
         total = int(length.sum())
         if total == 0:
             return table
-        row = xp.repeat(xp.arange(M), length)                              # [total]
-        first_of_row = xp.repeat(xp.cumsum(length) - length, length)
-        entry = xp.arange(total) - first_of_row + xp.repeat(start, length)
+        row, first_of_row = _rows_of_entries(length, total)                # [total], [M]
+        entry = xp.arange(total) - first_of_row[row] + start[row]
         table[row, self.keys[entry] % vocab_size] = values[entry]
         return table
+
+
+def _rows_of_entries(length, total: int):
+    """length [M] >= 0 summing to ``total`` -> (row [total]: the row each of the rows'
+    concatenated entries belongs to, first [M]: where each row's entries begin).
+
+    NumPy would say ``row = repeat(arange(M), length)``; CuPy before v14 refuses a device
+    array of repeat counts. Instead mark where each row begins and count the marks: entry j
+    belongs to the last row that begins at or before j (an empty row begins where the next
+    one does, so it is counted and passed over)."""
+    xp = get_array_module(length)
+    first = xp.cumsum(length) - length                                     # [M]
+    begins = xp.zeros(total + 1, dtype=xp.int64)                           # [total + 1]
+    xp.add.at(begins, first, 1)
+    return xp.cumsum(begins[:total]) - 1, first
 
 
 def _table_entry(state: dict, key: str, length: int | None = None):
@@ -185,7 +199,7 @@ class NGramLM(LanguageModel):
 
     def _set_levels(self, tables) -> None:
         V = self.config.vocab_size
-        self.device = "gpu" if get_array_module(tables[0][0]).__name__ == "cupy" else "cpu"
+        self.device = device_of(tables[0][0])
         self.levels = []
         for n, (keys, counts, cont) in enumerate(tables, start=1):
             contexts = 1 if n == 1 else self.levels[-1].keys.size
@@ -246,7 +260,7 @@ class NGramLM(LanguageModel):
     def probabilities(self, idx):
         """idx [B, T] -> P [B, T, V] float64: P[b, t] = P(next | idx[b, :t+1] within the window)."""
         self._require_fitted()
-        self._check_batch(idx)
+        self.check_batch(idx)
         return self._probabilities(idx)
 
     def _probabilities(self, idx):
@@ -283,7 +297,7 @@ class NGramLM(LanguageModel):
         loss +inf: the maximum-likelihood estimate's zero-count problem.
         """
         self._require_fitted()
-        self._check_batch(idx, targets, ignore_index=None)   # no padding: every target scores
+        self.check_batch(idx, targets, ignore_index=None)   # no padding: every target scores
         probs = self._probabilities(idx)
         xp = get_array_module(probs)
         logits = xp.full(probs.shape, -xp.inf)

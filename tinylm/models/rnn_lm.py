@@ -123,7 +123,7 @@ class RecurrentLM(LanguageModel):
     def forward(self, idx, targets=None):
         """idx [B, T] -> (logits [B, T, V], mean loss or None). Starts from the carried state
         and carries the final one (truncated BPTT); ``reset_state()`` starts afresh."""
-        self._check_batch(idx, targets)        # before the carried state moves on
+        self.check_batch(idx, targets)        # before the carried state moves on
         self._check_carry(idx)
         logits, state = self._run(idx, self._carry)
         self._carry = self._detach(state)
@@ -160,7 +160,7 @@ class RecurrentLM(LanguageModel):
         the real tokens ("mean"). Starts from the zero state; nothing is carried."""
         if pooling not in ("last", "mean"):
             raise ValueError(f"a recurrent model pools with 'last' or 'mean', not {pooling!r}.")
-        self._check_batch(ids)
+        self.check_batch(ids)
         x = self.drop_in.forward(self.embedding.forward(ids.T))                  # [T, B, d]
         hs, _ = self.rnn.forward(x, None)                                          # [T, B, H]
         hs = self.drop_out.forward(hs).transpose(1, 0, 2)                          # [B, T, H]

@@ -3,7 +3,7 @@ the seeded generator alone, for modules that apply dropout's mask themselves."""
 
 from __future__ import annotations
 
-from tinylm.backend import array_module_for, get_array_module, rng_from_state
+from tinylm.backend import default_rng, device_of, get_array_module, rng_from_state, substream
 from tinylm.functional.dropout import dropout_backward, dropout_forward
 from tinylm.nn.module import Module
 
@@ -11,38 +11,68 @@ from tinylm.nn.module import Module
 class DropoutRng(Module):
     """The seeded generator of one dropout site, for a module that applies the mask itself
     (``MultiHeadAttention`` on its attention weights). It is a module so that a checkpoint
-    finds its state by name (``get_rng_state``; tinylm/train/loop.py)."""
+    finds its state by name (``get_rng_state``; tinylm/train/loop.py).
+
+    On the host it is one NumPy generator that goes on from mask to mask; its state is
+    NumPy's plain dict. A CuPy generator's state lives in device memory, with no public way
+    to read or write it (``bit_generator.state()`` returns a pointer), so on a GPU every
+    mask has a fresh generator seeded by (seed, number of masks drawn so far) -- PyTorch's
+    CUDA generator is likewise a seed and an offset -- and the state is that count:
+    ``{"device": "gpu", "seed": s, "draws": k}``, JSON as it stands, and a resumed run
+    draws the masks the uninterrupted one would (whatever seed the module it is restored
+    into was built with, as a restored host state carries its stream too). The stream
+    starts again from the module's seed when the arrays change device.
+    """
 
     def __init__(self, seed: int = 0):
         super().__init__()
         self.seed = seed
-        self._rng = self._rng_module = None
+        self._device = self._rng = None   # device of the stream; its host generator
+        self._stream_seed, self._draws = seed, 0    # the GPU stream: seed, masks drawn
 
     def rng_for(self, x):
-        """The module's generator, created lazily (and re-created after a device move) on
-        the array's device."""
-        xp = get_array_module(x)
-        if self._rng is None or self._rng_module is not xp:
-            self._rng, self._rng_module = xp.random.default_rng(self.seed), xp
-        return self._rng
+        """The generator for the next mask, on the array's device."""
+        device = device_of(x)
+        if device != self._device:
+            self._device, self._rng = device, None
+            self._stream_seed, self._draws = self.seed, 0
+        if device == "cpu":
+            if self._rng is None:
+                self._rng = default_rng(self.seed)
+            return self._rng
+        self._draws += 1
+        return default_rng(substream(self._stream_seed, self._draws - 1), device)
 
     def get_rng_state(self):
-        """The generator's state as plain JSON-able data (None before first use, or on GPU)."""
-        if self._rng is None or not hasattr(self._rng, "bit_generator"):
-            return None
-        return self._rng.bit_generator.state
+        """The generator's state as plain JSON-able data (None before first use)."""
+        if self._device == "gpu":
+            return {"device": "gpu", "seed": self._stream_seed, "draws": self._draws}
+        return None if self._rng is None else self._rng.bit_generator.state
 
     def set_rng_state(self, state) -> None:
         """Restore a state from ``get_rng_state`` (exact resume of a training run); a
         malformed state raises ValueError and leaves the generator as it was."""
+        owner = f"{type(self).__name__}(seed={self.seed}).set_rng_state"
         if state is None:
-            self._rng = None
-            return
-        rng = rng_from_state(state, f"{type(self).__name__}(seed={self.seed}).set_rng_state")
-        self._rng, self._rng_module = rng, array_module_for("cpu")
+            self._device = self._rng = None
+        elif isinstance(state, dict) and state.get("device") == "gpu":
+            self._stream_seed, self._draws = _device_stream(state, owner)
+            self._device, self._rng = "gpu", None
+        else:
+            self._rng, self._device = rng_from_state(state, owner), "cpu"
 
     def __repr__(self):
         return f"DropoutRng(seed={self.seed})"
+
+
+def _device_stream(state: dict, owner: str) -> tuple[int, int]:
+    """(seed, masks drawn) of a saved GPU state, both integers >= 0."""
+    seed, draws = state.get("seed"), state.get("draws")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (seed, draws)):
+        raise ValueError(f"{owner}: the saved GPU generator state {state} needs a 'seed' and "
+                         "a count of 'draws', integers >= 0; restore a state that the same "
+                         "tinylm saved.")
+    return seed, draws
 
 
 class Dropout(DropoutRng):

@@ -27,6 +27,7 @@ import numpy
 from tinylm.backend import array_module_for, to_numpy
 from tinylm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinylm.evaluate import evaluate_lm
+from tinylm.functional.embedding import ids_checked_on_host
 from tinylm.optim import clip_grad_norm, lr_at
 from tinylm.train.plot import plot_history
 from tinylm.train.setup import build_batcher, build_optimizer, total_iters
@@ -173,22 +174,26 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
         log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {run.iteration}")
     model.reset_state()
     bar = _progress(max_iters, run.iteration, cfg.progress)
+    unread = []                                   # (it, lr, loss) still on the device
     try:
         start = time.perf_counter() - run.elapsed_s
         while True:
             it = run.iteration
             already_evaluated = bool(run.evals) and run.evals[-1]["iter"] == it
             if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
+                _read_losses(unread, run, cfg)
                 _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write)
                 run.elapsed_s = time.perf_counter() - start
                 save_run(cfg.out_dir, model, model_name, cfg, run, optimizer, batcher, provenance)
             if it >= max_iters:
                 break
-            loss = train_step(model, optimizer, batcher, cfg, lr_at(it, sched), xp, it)
-            run.train_losses.append((it, loss))
+            lr = lr_at(it, sched)
+            unread.append((it, lr, train_step(model, optimizer, batcher, cfg, lr, xp, it)))
             run.iteration += 1
+            if cfg.device == "cpu" or it % cfg.log_interval == 0:
+                _read_losses(unread, run, cfg)
             if bar is not None:
-                _show_step(bar, it, loss, cfg)
+                _show_step(bar, it, run.train_losses[-1][1], cfg)
     except KeyboardInterrupt:
         raise interrupted(run.iteration, run.evals, out_dir) from None
     finally:
@@ -220,22 +225,48 @@ def fit_counts(model, model_name: str, cfg, train_ids, val_ids, log=print,
     return run
 
 
-def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int) -> float:
-    """One optimisation step; returns the training loss of the batch."""
+def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int):
+    """One optimisation step; returns the training loss of the batch: a float on the host,
+    where a non-finite one stops the run before the update; on a GPU the 0-d device array,
+    which ``_read_losses`` reads later with others in one synchronisation (reading it here
+    would make the host wait for the device at every step).
+
+    The batch's ids are checked on the host before they are moved (``check_batch``), so
+    that the model's own checks need not wait for the device (``ids_checked_on_host``)."""
     batch = batcher.next_batch()
     if batch.new_epoch:
         model.reset_state()
     optimizer.lr = lr
-    _, loss = model.forward(xp.asarray(batch.x), xp.asarray(batch.y))
-    loss = float(to_numpy(loss))
-    if not math.isfinite(loss):
-        raise NonFiniteLossError(f"the training loss is {loss} at step {it} (lr {lr:g}); the run "
-                                 f"diverged and stops here (the last checkpoint in "
-                                 f"{cfg.out_dir} is kept). Lower the learning rate or set "
-                                 "grad_clip (e.g. 1.0).")
+    if cfg.device == "cpu":
+        _, loss = model.forward(batch.x, batch.y)
+        loss = _finite_loss(float(loss), it, lr, cfg)
+    else:
+        model.check_batch(batch.x, batch.y)
+        with ids_checked_on_host():
+            _, loss = model.forward(xp.asarray(batch.x), xp.asarray(batch.y))
     model.backward()
     if cfg.grad_clip > 0:
         clip_grad_norm(model.parameters(), cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad()
+    return loss
+
+
+def _read_losses(unread: list, run: RunState, cfg) -> None:
+    """Move the losses of the steps in ``unread`` into ``run.train_losses`` (on a GPU with
+    one device-to-host copy for all of them); the first non-finite one stops the run."""
+    if not unread:
+        return
+    values = to_numpy(array_module_for(cfg.device).stack([loss for _, _, loss in unread]))
+    for (it, lr, _), loss in zip(unread, values):
+        run.train_losses.append((it, _finite_loss(float(loss), it, lr, cfg)))
+    unread.clear()
+
+
+def _finite_loss(loss: float, it: int, lr: float, cfg) -> float:
+    if not math.isfinite(loss):
+        raise NonFiniteLossError(f"the training loss is {loss} at step {it} (lr {lr:g}); the run "
+                                 f"diverged and stops here (the last checkpoint in "
+                                 f"{cfg.out_dir} is kept). Lower the learning rate or set "
+                                 "grad_clip (e.g. 1.0).")
     return loss
