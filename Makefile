@@ -2,6 +2,8 @@
 #   make demo   -- virtual environment, install, train a char-level MLP LM on Tiny Shakespeare, sample
 #   make test   -- install the test dependencies and run the whole suite (notebooks included)
 #   make notebooks -- install, then open the notebooks in JupyterLab
+#   make gpu-test  -- on a machine with an NVIDIA GPU: install CuPy, run the gpu tests (a skip fails)
+#   make gpu-check -- on such a machine: the GPU check (tinylm/bench/gpu_check.py), under 6 minutes
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,7 +11,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 DEMO_DIR ?= runs/shakespeare-char-mlp
 
-.PHONY: install dev demo notebooks test test-fast gpu-test bench clean
+.PHONY: install dev demo notebooks test test-fast gpu-install gpu-test gpu-check bench clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +44,14 @@ test: dev
 test-fast: dev
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not notebook and not slow"
 
-gpu-test: dev
-	$(PY) -m pytest -q -m gpu
+gpu-install: dev
+	$(PY) -m pip install --quiet -r requirements-gpu.txt
+
+gpu-test: gpu-install
+	TINYLM_REQUIRE_GPU=1 $(PY) -m pytest -q -p no:xdist -m gpu
+
+gpu-check: gpu-install
+	$(PY) -m tinylm.bench.gpu_check
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

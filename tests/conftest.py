@@ -4,7 +4,11 @@
 * ``torch``     the torch module, or the test is skipped when PyTorch is not installed;
 * ``kernels``   runs the test twice, with ``TINYLM_KERNELS=reference`` and ``=auto``;
 * ``assert_rel_close``  ``max|a - b| / max|b| <= rel``, the error measure of tinylm.gradcheck
-  (``scale=`` replaces max|b| where the natural scale is another array's).
+  (``scale=`` replaces max|b| where the natural scale is another array's);
+* ``fake_gpu``  tinylm on the fake device (tests/fake_cupy) in place of CuPy.
+
+With ``TINYLM_REQUIRE_GPU=1`` (``make gpu-test``) a ``gpu``-marked test that skips fails
+instead: on a machine meant to have a GPU, a skip means the GPU path went untested.
 
 OpenBLAS is limited to one thread (unless the caller chose otherwise) before NumPy loads it:
 the suite runs one pytest worker per core, and a multi-threaded BLAS in each worker makes the
@@ -85,3 +89,20 @@ def fake_gpu(monkeypatch):
         monkeypatch.setitem(sys.modules, name, module)
     fake_cupy.syncs.clear()
     return fake_cupy
+
+
+REQUIRE_GPU_ENV_VAR = "TINYLM_REQUIRE_GPU"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped ``gpu`` test fails when $TINYLM_REQUIRE_GPU is set (see the docstring)."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.skipped and item.get_closest_marker("gpu") is not None
+            and os.environ.get(REQUIRE_GPU_ENV_VAR)):
+        from tinylm.backend import gpu_unavailable_reason
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} skipped although ${REQUIRE_GPU_ENV_VAR} is set: "
+                           f"{gpu_unavailable_reason() or 'the GPU is there; see the skip reason'}"
+                           f" ({report.longrepr[-1] if isinstance(report.longrepr, tuple) else ''})")

@@ -31,8 +31,9 @@ _KERNEL_CHOICES = ("auto", "numba", "reference")
 
 try:  # CuPy is optional: present only on machines with an NVIDIA GPU.
     import cupy  # type: ignore
-except Exception:  # noqa: BLE001 - any import failure means "no GPU backend"
-    cupy = None
+    _CUPY_IMPORT_ERROR = None
+except Exception as e:  # noqa: BLE001 - any import failure means "no GPU backend"
+    cupy, _CUPY_IMPORT_ERROR = None, e
 
 NUMBA_AVAILABLE = importlib.util.find_spec("numba") is not None
 THREADING_LAYER_ENV_VAR = "NUMBA_THREADING_LAYER"
@@ -57,14 +58,23 @@ def get_array_module(*arrays):
     return numpy
 
 
+def gpu_unavailable_reason() -> str | None:
+    """Why ``device="gpu"`` cannot be used here, or None when it can (CuPy imports and
+    sees at least one CUDA device): the answer ``gpu_available()`` keeps to itself."""
+    if cupy is None:
+        return (f"CuPy does not import ({type(_CUPY_IMPORT_ERROR).__name__}: "
+                f"{_CUPY_IMPORT_ERROR}); pip install 'tinylm[gpu]' on a machine with an "
+                "NVIDIA GPU.")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001 - a broken driver means no GPU
+        return f"CuPy {cupy.__version__} imports but finds no usable CUDA device ({e})."
+    return None if count > 0 else f"CuPy {cupy.__version__} sees no CUDA device."
+
+
 def gpu_available() -> bool:
     """True when CuPy imports and sees at least one CUDA device."""
-    if cupy is None:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - a broken driver means no GPU
-        return False
+    return gpu_unavailable_reason() is None
 
 
 def device_of(a) -> str:

@@ -50,8 +50,8 @@ def filter_logits(logits, top_k: int | None = None, top_p: float | None = None):
         probs, _ = softmax_forward(sorted_logits)
         mass_before = xp.cumsum(probs, axis=-1) - probs    # probability of strictly better tokens
         drop_sorted = mass_before >= top_p                 # the best token is never dropped
-        drop = xp.zeros_like(drop_sorted)
-        xp.put_along_axis(drop, order, drop_sorted, axis=-1)
+        drop = xp.zeros_like(drop_sorted)                  # back to vocabulary order (CuPy
+        drop[xp.arange(drop.shape[0])[:, None], order] = drop_sorted   # < 14 lacks put_along_axis)
         logits = xp.where(drop, -xp.inf, logits)
     return logits
 

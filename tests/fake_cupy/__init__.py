@@ -16,7 +16,9 @@ What makes it a useful stand-in is what it refuses, as CuPy does:
   (``__index__``: a 0-d device array cannot index a list); ``Generator`` has no
   ``permutation``/``choice``/``shuffle``, and its ``bit_generator.state`` is a method
   returning a device pointer, not a dict.
-* ``repeat`` with a device array of counts raises ValueError (CuPy before v14).
+* ``repeat`` with a device array of counts raises ValueError. Where CuPy's versions differ
+  the fake is the oldest that pyproject's ``[gpu]`` extra allows (13.6): CuPy 14 accepts
+  device counts (synchronising) and has ``put_along_axis``, 13.6 does neither.
 
 Some operations are allowed but wait for the device and copy a result to the host: ``int``,
 ``float``, ``bool``, ``item``, ``tolist``, ``get``, ``asnumpy``, printing, boolean-mask
@@ -603,10 +605,6 @@ def take_along_axis(a, indices, axis): ...
 
 
 @_numpy_twin
-def put_along_axis(arr, indices, values, axis): ...
-
-
-@_numpy_twin
 def searchsorted(a, v, side="left", sorter=None): ...
 
 
@@ -843,6 +841,7 @@ cuda.Device = Device
 cuda.get_device_id = lambda: 0
 cuda.runtime = types.ModuleType(f"{__name__}.cuda.runtime")
 cuda.runtime.getDeviceCount = lambda: 1
+cuda.runtime.getDeviceProperties = lambda device: {"name": b"fake device (NumPy on the CPU)"}
 cuda.runtime.deviceSynchronize = lambda: syncs.record("synchronize()")
 del Generator, XORWOW, Philox4x3210, Device     # CuPy has them in its submodules only
 
