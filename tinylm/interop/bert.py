@@ -63,8 +63,9 @@ from __future__ import annotations
 
 import numpy
 
-from tinylm.interop.checks import (UnsupportedConfigError, check_floating, check_tensor_set,
-                                   config_value, refuse_unsupported, same_value)
+from tinylm.interop.checks import (UnsupportedConfigError, architecture_problems,
+                                   check_floating, check_tensor_set, config_value,
+                                   refuse_unsupported, same_value)
 from tinylm.interop.hf_format import read_hf_dir, write_hf_dir
 from tinylm.models.bert import BERT, BERTConfig
 
@@ -133,14 +134,8 @@ def _value(config: dict, field: str):
 
 
 def check_architecture(config: dict, where: str) -> None:
-    problems = []
-    if config.get("model_type") != MODEL_TYPE:
-        problems.append(("model_type", config.get("model_type"), f"'{MODEL_TYPE}' here"))
-    extra = [a for a in config.get("architectures") or [] if a not in READABLE_ARCHITECTURES]
-    if extra:
-        problems.append(("architectures", config["architectures"],
-                         f"{list(READABLE_ARCHITECTURES)}: the masked-LM head is needed"))
-    refuse_unsupported(where, problems)
+    refuse_unsupported(where, architecture_problems(config, MODEL_TYPE, READABLE_ARCHITECTURES,
+                                                    "the masked-LM head is needed"))
 
 
 def bert_config_from_hf(config: dict, next_sentence: bool,

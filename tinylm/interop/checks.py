@@ -49,6 +49,19 @@ def refuse_unsupported(where: str, problems: list, fix: str = "") -> None:
                                  f"does not compute: {lines}.{' ' + fix if fix else ''}")
 
 
+def architecture_problems(config: dict, model_type: str, readable: tuple,
+                          need: str = "") -> list:
+    """[(field, value, supported)] for a config whose model_type is not ``model_type`` or
+    whose architectures (if named) are not all in ``readable``; ``need`` says why."""
+    problems = []
+    if config.get("model_type") != model_type:
+        problems.append(("model_type", config.get("model_type"), f"'{model_type}' here"))
+    if any(a not in readable for a in config.get("architectures") or []):
+        problems.append(("architectures", config["architectures"],
+                         f"{list(readable)}{': ' + need if need else ''}"))
+    return problems
+
+
 def check_tensor_set(where: str, found: dict, expected: dict) -> None:
     """found {name: array}, expected {name: shape}: every expected tensor present with its
     shape and nothing else; one error listing the missing, the unexpected and the

@@ -54,8 +54,9 @@ from __future__ import annotations
 
 import numpy
 
-from tinylm.interop.checks import (UnsupportedConfigError, check_floating, check_tensor_set,
-                                   config_value, refuse_unsupported, same_value)
+from tinylm.interop.checks import (UnsupportedConfigError, architecture_problems,
+                                   check_floating, check_tensor_set, config_value,
+                                   refuse_unsupported, same_value)
 from tinylm.interop.hf_format import read_hf_dir, write_hf_dir
 from tinylm.models.gpt import GPT, GPTConfig
 
@@ -86,13 +87,7 @@ def _value(config: dict, field: str):
 def check_architecture(config: dict, where: str) -> None:
     """model_type must be gpt2, and the architectures (if named) ones whose tensors are a
     GPT-2 language model's."""
-    problems = []
-    if config.get("model_type") != MODEL_TYPE:
-        problems.append(("model_type", config.get("model_type"), f"'{MODEL_TYPE}' here"))
-    extra = [a for a in config.get("architectures") or [] if a not in READABLE_ARCHITECTURES]
-    if extra:
-        problems.append(("architectures", config["architectures"],
-                         f"{list(READABLE_ARCHITECTURES)}"))
+    problems = architecture_problems(config, MODEL_TYPE, READABLE_ARCHITECTURES)
     refuse_unsupported(where, problems, "tinylm reads GPT-2 language models (GPT) and BERT "
                                         "masked LMs (tinylm/interop/bert.py).")
 
