@@ -55,7 +55,19 @@ def run(args) -> int:
                                  "outputs are not finite.")
     print(f"{args.split}: loss {result['loss']:.4f} nats/token, perplexity "
           f"{result['perplexity']:.2f} over {result['tokens']:,} tokens")
+    if tokenizer.type_name != "char":
+        print(_per_character(result, tokenizer, ids))
     return 0
+
+
+def _per_character(result: dict, tokenizer, ids) -> str:
+    """The loss per character of the scored text (every target ids[1:]), the figure that
+    compares runs with different tokenizers: a token's loss is spread over its characters,
+    nats/char = nats/token x tokens / characters."""
+    characters = len(tokenizer.decode(ids[1:]))
+    per_char = result["loss"] * result["tokens"] / characters
+    return (f"        = {per_char:.4f} nats/character ({per_char / math.log(2):.4f} bits) "
+            f"over {characters:,} characters, {characters / result['tokens']:.2f} per token")
 
 
 def _evaluate_vectors(args) -> int:

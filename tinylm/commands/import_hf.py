@@ -36,7 +36,7 @@ from tinylm.interop.hf_format import CONFIG_FILE, weight_files
 from tinylm.train.config import TrainConfig
 from tinylm.train.loop import CHECKPOINT_NAME, RunState, save_run
 from tinylm.train.pretrain_run import PRETRAINED_MODEL, PretrainSettings
-from tinylm.train.setup import data_provenance
+from tinylm.train.setup import data_provenance, tokenizer_kind
 from tinylm.train.steps import StepHistory
 
 TOKENIZER_FILE = "tinylm_tokenizer.json"       # what export-hf writes beside the weights
@@ -115,8 +115,7 @@ def run(args) -> int:
 
 def _write_gpt_run(out_dir: Path, model, tokenizer, provenance: dict, args) -> Path:
     """A `tinylm train gpt` checkpoint: no optimizer state, zero steps, the data recorded."""
-    kind = tokenizer.type_name if tokenizer.type_name in ("char", "word") else "char"
-    cfg = TrainConfig(dataset=args.dataset, tokenizer=kind, dtype=args.dtype,
+    cfg = TrainConfig(dataset=args.dataset, tokenizer=tokenizer_kind(tokenizer), dtype=args.dtype,
                       block_size=model.config.block_size, out_dir=str(out_dir), max_iters=0,
                       progress=False)
     provenance = {**provenance, **data_provenance(args.dataset)}

@@ -22,8 +22,10 @@ from tinylm.typed_config import config_from_dict
 class TrainConfig:
     # data
     dataset: str = "tinyshakespeare"     # a name known to tinylm.data (see `tinylm.data.DATASETS`)
-    tokenizer: str = "char"              # "char" or "word"
+    tokenizer: str = "char"              # "char", "word", "bpe" (byte-level BPE learned from the
+                                         #   training text), "gpt2" or "cl100k" (OpenAI's)
     min_freq: int = 1                    # word tokenizer: rarer words become <unk>
+    subword_vocab_size: int = 1024       # bpe: 256 bytes + (this - 256) merges
     val_fraction: float = 0.1            # datasets without their own split: last 10% is validation
     batching: str = "random"             # "random" windows (nanoGPT) or "sequential" streams (PTB)
     batch_size: int = 32
@@ -111,8 +113,9 @@ def _one_of(*choices: str) -> Rule:
 
 
 RULES = {
-    "tokenizer": _one_of("char", "word"),
+    "tokenizer": _one_of("char", "word", "bpe", "gpt2", "cl100k"),
     "min_freq": _int_at_least(1),
+    "subword_vocab_size": _int_at_least(256),
     "val_fraction": Rule(lambda v: 0.0 < v < 1.0, "a fraction strictly between 0 and 1"),
     "batching": _one_of("random", "sequential"),
     "batch_size": _int_at_least(1),

@@ -24,6 +24,8 @@ import numpy
 
 from tinylm.data import (CharTokenizer, RandomWindowBatcher, SequentialBatcher, WordTokenizer,
                          dataset_info, load_text, split_train_val)
+from tinylm.data.bpe import BPETokenizer
+from tinylm.data.openai_bpe import OpenAIBPETokenizer
 from tinylm.data.poetry import POEM_FILES, tang_poem_texts
 from tinylm.models import get_model_class
 from tinylm.optim import SGD, Adam, AdamW, decay_groups
@@ -41,12 +43,43 @@ class PreparedData:
     test: numpy.ndarray | None = None
 
 
-def make_tokenizer(kind: str, text: str, min_freq: int = 1):
+def make_tokenizer(kind: str, text: str, min_freq: int = 1, subword_vocab_size: int = 1024):
+    """The tokenizer ``kind`` built on ``text``: characters, words, a byte-level BPE with
+    ``subword_vocab_size`` tokens learned from it (GPT-2's split pattern), or OpenAI's GPT-2
+    or cl100k encoder (fixed: ``text`` is not used)."""
     if kind == "char":
         return CharTokenizer.from_text(text)
     if kind == "word":
         return WordTokenizer.from_text(text, min_freq=min_freq)
-    raise ValueError(f"tokenizer {kind!r} is not 'char' or 'word'.")
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size=subword_vocab_size)
+    if kind in ("gpt2", "cl100k"):
+        return OpenAIBPETokenizer(kind)
+    raise ValueError(f"tokenizer {kind!r} is not one of {TOKENIZER_KINDS}.")
+
+
+def tokenizer_kind(tokenizer) -> str:
+    """The TrainConfig.tokenizer value that stands for ``tokenizer`` (an imported run's)."""
+    kind = getattr(tokenizer, "name", None) if tokenizer.type_name == "openai_bpe" \
+        else tokenizer.type_name
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"a language-model run's tokenizer is one of {TOKENIZER_KINDS}; this "
+                         f"one is {tokenizer.type_name!r}. Give --tokenizer PATH with one of "
+                         "those kinds.")
+    return kind
+
+
+SUBWORD_KINDS = ("bpe", "gpt2", "cl100k")
+TOKENIZER_KINDS = ("char", "word", *SUBWORD_KINDS)
+
+
+def _split_text(text: str, val_fraction: float) -> tuple[str, str]:
+    """A subword run splits the *text* where a character run splits its ids (at
+    int(N * (1 - val_fraction)) characters), so both are scored on the same validation
+    characters and their nats per character compare; a BPE then learns its merges from the
+    training part only, so no merge is fitted to validation text."""
+    cut = int(len(text) * (1.0 - val_fraction))
+    return text[:cut], text[cut:]
 
 
 def _encode(tokenizer, text: str) -> numpy.ndarray:
@@ -74,15 +107,17 @@ def prepare_data(cfg, tokenizer=None) -> PreparedData:
     if cfg.dataset in DERIVED_DATASETS:
         train_text, val_text = DERIVED_DATASETS[cfg.dataset][1](cfg.val_fraction)
         if tokenizer is None:
-            tokenizer = make_tokenizer(cfg.tokenizer, train_text + val_text, cfg.min_freq)
+            text = train_text if cfg.tokenizer in SUBWORD_KINDS else train_text + val_text
+            tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.min_freq, cfg.subword_vocab_size)
         return PreparedData(tokenizer, _encode(tokenizer, train_text),
                             _encode(tokenizer, val_text))
     texts = [load_text(name) for name in dataset_files(cfg.dataset)]    # PTB: its 3 splits
+    if len(texts) == 1 and cfg.tokenizer in SUBWORD_KINDS:
+        texts = list(_split_text(texts[0], cfg.val_fraction))
     if tokenizer is None:
-        tokenizer = make_tokenizer(cfg.tokenizer, texts[0], cfg.min_freq)
-    if len(texts) == 3:
-        train, val, test = (_encode(tokenizer, t) for t in texts)
-        return PreparedData(tokenizer, train, val, test)
+        tokenizer = make_tokenizer(cfg.tokenizer, texts[0], cfg.min_freq, cfg.subword_vocab_size)
+    if len(texts) > 1:
+        return PreparedData(tokenizer, *(_encode(tokenizer, t) for t in texts))
     train, val = split_train_val(_encode(tokenizer, texts[0]), cfg.val_fraction)
     return PreparedData(tokenizer, train, val)
 
