@@ -7,6 +7,9 @@ gpt|bert``) to DIR in Hugging Face format (tinylm/interop/):
     DIR/config.json             architectures, model_type and every size field
     DIR/model.safetensors       the weights, named as transformers names them
     DIR/tinylm_tokenizer.json   the run's tokenizer (``tinylm import-hf DIR RUN2`` reads it)
+    DIR/vocab.json, merges.txt  a GPT-2-pattern byte-level BPE, as GPT2Tokenizer reads it
+      or vocab.txt              a WordPiece, as BertTokenizer reads it
+    DIR/tokenizer_config.json   which of the two (tinylm/interop/hf_tokenizer.py)
 
 so that ``transformers.GPT2LMHeadModel.from_pretrained(DIR)`` (a GPT) or
 ``BertForMaskedLM.from_pretrained(DIR)`` (a BERT; ``BertForPreTraining`` when it has an NSP
@@ -28,6 +31,7 @@ from tinylm.commands.import_hf import TOKENIZER_FILE
 from tinylm.files import write_text_atomically
 from tinylm.interop import save_hf
 from tinylm.interop.hf_format import CONFIG_FILE
+from tinylm.interop.hf_tokenizer import TOKENIZER_FILES, hf_tokenizer_files
 from tinylm.train.pretrain_run import FAMILIES, PRETRAINED_MODEL
 from tinylm.train.restore import checkpoint_base, load_trained, run_tokenizer
 
@@ -82,8 +86,16 @@ def run(args) -> int:
     save_hf(model, out_dir, numpy.dtype(args.dtype))
     write_text_atomically(out_dir / TOKENIZER_FILE,
                           json.dumps(tokenizer.to_dict(), ensure_ascii=False, indent=1))
+    hf_files, no_files_because = hf_tokenizer_files(tokenizer, model.config.block_size)
+    for name, text in hf_files.items():
+        write_text_atomically(out_dir / name, text)
+    for stale in set(TOKENIZER_FILES) - set(hf_files):      # an earlier export's, replaced
+        (out_dir / stale).unlink(missing_ok=True)
     config = json.loads((out_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    written = ", ".join(["config.json", "model.safetensors", TOKENIZER_FILE, *hf_files])
     print(f"exported {type(model).__name__} ({model.num_parameters():,} parameters) as "
-          f"{config['architectures'][0]} to {out_dir} (config.json, model.safetensors, "
-          f"{TOKENIZER_FILE})")
+          f"{config['architectures'][0]} to {out_dir} ({written})")
+    if no_files_because:
+        print(f"note: no Hugging Face tokenizer files: {no_files_because}; {TOKENIZER_FILE} "
+              "holds it for tinylm.")
     return 0
