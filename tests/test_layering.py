@@ -24,7 +24,7 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 # Within a layer, half steps order the pieces that build on each other: models on nn,
 # train on optim/data/evaluate/generate/checkpoint.
 LAYERS = {
-    "backend": 1, "gradcheck": 1, "typed_config": 1, "files": 1, "bleu": 1,
+    "backend": 1, "gradcheck": 1, "reference": 1, "typed_config": 1, "files": 1, "bleu": 1,
     "kernels": 2,
     "functional": 3,
     "nn": 4, "models": 4.5,

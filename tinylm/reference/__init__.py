@@ -1,0 +1,1 @@
+"""Single-file references (chapter 07): a whole model in one file, NumPy only."""
