@@ -30,5 +30,5 @@ def test_notebook_runs_headless(path, tmp_path, monkeypatch):
 def test_every_chapter_has_a_notebook():
     chapters = {p.stem for p in (NOTEBOOK_DIR.parent / "chapters").glob("[0-9][0-9]-*.md")}
     notebooks = {p.stem for p in NOTEBOOKS}
-    assert chapters <= notebooks | {"02-data-and-tokens"}, \
+    assert chapters <= notebooks, \
         f"chapters without a notebook: {sorted(chapters - notebooks)}"
