@@ -31,7 +31,7 @@ LAYERS = {
     "optim": 5, "data": 5, "evaluate": 5, "generate": 5, "beam_search": 5, "checkpoint": 5,
     "embeddings": 5, "interop": 5, "distributed": 5,
     "train": 5.5,
-    "classify": 5.5, "compress": 5.5,
+    "classify": 5.5, "compress": 5.5, "exercises": 5.5,
     "bench": 6, "commands": 6, "cli": 6, "__main__": 6,
 }
 NUMPY_FREE = ("functional", "nn", "models", "optim")
