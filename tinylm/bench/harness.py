@@ -79,7 +79,11 @@ def default_threads() -> int:
 
 
 def set_threads(threads: int, torch=None) -> None:
-    """Give numba and (when given) PyTorch ``threads`` threads in this process."""
+    """Give numba, NumPy's BLAS and (when given) PyTorch ``threads`` threads in this process
+    (the BLAS too: a "one thread" figure with a multi-threaded OpenBLAS under it is wrong)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")        # stays in force until exit
     if NUMBA_AVAILABLE:
         import numba
         numba.set_num_threads(threads)

@@ -22,8 +22,8 @@ counts. A slow path stops repeating once it has used ``--budget`` seconds. What 
   (torch: ``F.scaled_dot_product_attention(..., is_causal=True)`` and ``.backward(dy)``);
   the "numba" column is tinylm's CPU path, BLAS products plus numba rows.
 
-Chapter 07, section 8 ("Making it fast on a CPU"), discusses such figures for the transformer;
-a chapter on efficiency is planned.
+Chapter 11 (sections 3 and 4) reads these figures: how each kernel was made fast, and where
+the time of a training step goes.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Jacobian -- are numba kernels, with SIMD exponentials for float32
 - each thread walks its rows in slabs of ~``SLAB_BYTES`` of attention weights, running a
   slab's whole chain of products and row kernels while its matrices are in cache.
 
-Chapter 07, section 8, tells how this replaced hand-written numba products.
+Chapter 11, section 3.4, tells how this replaced hand-written numba products.
 """
 
 from __future__ import annotations
