@@ -106,3 +106,17 @@ def test_train_tokenizer_bad_input_is_named(capsys, tmp_path, argv, status, mess
     argv = [str(corpus) if a == "CORPUS" else a for a in argv]
     result = run_cli(["train-tokenizer", *argv, "--out", str(tmp_path / "t.json")], capsys)
     assert result[0] == status and message in result[2], result[2]
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """``tinylm tokenize --file BIG | head -1``: the closed pipe ends the command quietly."""
+    import subprocess
+    import sys
+
+    text = tmp_path / "long.txt"
+    text.write_text("to be or not to be\n" * 20000, encoding="utf-8")
+    done = subprocess.run(f"'{sys.executable}' -m tinylm tokenize --tokenizer gpt2 --file "
+                          f"'{text}' | head -1", shell=True, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.startswith("gpt2: ")
+    assert done.stderr == ""

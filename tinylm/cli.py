@@ -13,6 +13,10 @@
     tinylm similar RUN WORD                                nearest words by cosine (embeddings)
     tinylm analogy RUN A B C                               A is to B as C is to ? (embeddings)
     tinylm gradcheck                                       the library's own gradient checks
+    tinylm check EXERCISE FILE [--list]                    check a fill-in exercise (exercises/)
+    tinylm prune RUN --sparsity S --out RUN_P [...]        prune a GPT run, optionally fine-tune
+    tinylm distill TEACHER --preset STUDENT [...]          distil a GPT run into a smaller GPT
+    tinylm quantize RUN --bits 8|4 --out RUN_Q [...]       int8 / int4 weights of a GPT or RNN run
     tinylm bench {kernels,lstm,gpt,bert,...} [--json]      tinylm against PyTorch, same config
     tinylm baseline tfidf --task T [--split S] [--json]    TF-IDF + logistic regression scores
     tinylm import-hf DIR RUN [--tokenizer PATH]            a Hugging Face GPT-2 / BERT as a run
@@ -39,6 +43,10 @@ COMMANDS = {
     "similar": "tinylm.commands.similar",
     "analogy": "tinylm.commands.analogy",
     "gradcheck": "tinylm.commands.gradcheck",
+    "check": "tinylm.commands.check",
+    "prune": "tinylm.commands.prune",
+    "distill": "tinylm.commands.distill",
+    "quantize": "tinylm.commands.quantize",
     "bench": "tinylm.commands.bench",
     "pretrain": "tinylm.commands.pretrain",
     "finetune": "tinylm.commands.finetune",
@@ -53,7 +61,7 @@ COMMANDS = {
 # What a user can cause -- bad settings, files, data, a diverged run -- is reported by its
 # message alone; anything else is a bug in tinylm and says so.
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError)
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 130, 141   # 141: SIGPIPE
 
 
 def _message(error: BaseException) -> str:
@@ -91,6 +99,13 @@ def _split_debug(argv: list) -> tuple[list, bool]:
     return [a for a in argv if a != "--debug"], debug
 
 
+def _silence_stdout() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null so that the interpreter's
+    final flush does not fail a second time (the recipe of Python's signal docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv=None) -> int:
     """Dispatch ``argv`` to the command it names (imported only then); returns the exit
     status. Every error is caught here, the one boundary, unless --debug asks for the
@@ -110,6 +125,9 @@ def main(argv=None) -> int:
         module.add_arguments(parser)
         args = parser.parse_args(rest)        # a usage error exits here with status 2
         return module.run(args) or 0
+    except BrokenPipeError:                   # `tinylm tokenize ... | head` closed the pipe
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one boundary
         if debug:
             raise

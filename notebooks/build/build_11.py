@@ -11,7 +11,7 @@ from notebook_cells import build_notebook
 OUT = Path(__file__).resolve().parents[1] / "11-efficiency.ipynb"
 
 CELLS = [
-    ("md", r"""# 11 · Efficiency（效率）: where the time goes, fast kernels, GPUs
+    ("md", r"""# 11 · Efficiency（效率）: where the time goes, fast kernels, GPUs, compression
 
 Companion to `chapters/11-efficiency.md`.
 
@@ -19,6 +19,7 @@ Companion to `chapters/11-efficiency.md`.
 2. Where the time goes: a profiler of a dozen lines, with the numba kernels and without
 3. One kernel against its reference: GELU with `TINYLM_KERNELS=reference` and `auto`
 4. Host synchronisations, counted on the test suite's fake GPU
+5. Compression: a small GPT quantised (int8, int4), pruned and distilled
 
 Set `TINYLM_FAST=1` to run everything with tiny settings (the test suite does). Timings
 depend on your machine and on what else runs on it: expect different numbers from the
@@ -363,7 +364,122 @@ elsewhere is data-dependent: BERT's masked-language-model head runs on the maske
 positions only, so the host must know how many there are (`nonzero`; chapter 11,
 exercise 4), and the RNN encoder-decoder groups its sources by length.
 
-## Compression and data parallelism: see the sections of chapter 11"""),
+## 5. Compression: a small GPT trained here, then quantised, pruned and distilled
+
+Chapter 11, sections 7-9. A character GPT is trained on Tiny Shakespeare for a few hundred
+steps (a few dozen in fast mode); every compression below is measured on its validation
+loss. In fast mode the teacher has barely begun to learn, so the comparisons mean little
+there: run without `TINYLM_FAST` to see the chapter's picture."""),
+    ("code", r"""from tinylm.data import load_text
+from tinylm.data.tokenizers import CharTokenizer
+from tinylm.data.batching import RandomWindowBatcher
+from tinylm.evaluate import evaluate_lm
+from tinylm.optim import AdamW
+
+text = load_text("tinyshakespeare")
+chars = CharTokenizer.from_text(text)
+ids = np.asarray(chars.encode(text), dtype=np.int64)
+cut = int(0.9 * len(ids))
+train_ids, val_ids = ids[:cut], ids[cut:cut + (20_000 if FAST else 111_540)]
+steps = 40 if FAST else 600
+
+def train_gpt(config, steps, distill_from=None, temperature=2.0, alpha=0.5, seed=0):
+    model = GPT(GPTConfig(vocab_size=chars.vocab_size, **config, seed=seed))
+    optimizer = AdamW(model.parameters(), lr=2e-3)
+    batches = RandomWindowBatcher(train_ids, batch_size=12, block_size=config["block_size"],
+                                  seed=seed)
+    for _ in range(steps):
+        batch = batches.next_batch()
+        if distill_from is None:
+            model.forward(batch.x, batch.y)
+            model.backward()
+        else:
+            student_logits, hard = model.forward(batch.x, batch.y)
+            teacher_logits, _ = distill_from.forward(batch.x)
+            soft, cache = distillation_forward(student_logits, teacher_logits, temperature)
+            dsoft, _ = distillation_backward(alpha, cache)
+            model.backward_from_logits(dsoft + (1 - alpha) * softmax_minus_onehot(
+                student_logits, batch.y))
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+def softmax_minus_onehot(logits, targets):
+    # the gradient of the mean cross-entropy with respect to the logits
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    np.put_along_axis(p, targets[..., None], np.take_along_axis(p, targets[..., None], -1) - 1, -1)
+    return p / targets.size
+
+def val_loss(model):
+    return evaluate_lm(model, val_ids, batch_size=32, block_size=64)["loss"]
+
+from tinylm.functional.distillation import distillation_backward, distillation_forward
+teacher_config = dict(block_size=64, n_layer=2 if FAST else 4, n_head=4, n_embd=64 if FAST else 128)
+teacher = train_gpt(teacher_config, steps)
+print(f"teacher: {teacher.num_parameters():,} parameters, val loss {val_loss(teacher):.4f}")"""),
+    ("md", r"""**Quantisation.** int8 per output channel and int4 in groups of 32: the error of each
+weight is at most half its scale, and the loss barely moves at int8."""),
+    ("code", r"""import copy
+from tinylm.compress.quantize import quantize_model
+from tinylm.functional.quantize import dequantize, quantize_int4, quantize_int8
+
+W = teacher.h[0].mlp.c_fc.weight.data.T                # [out, in], a row per output channel
+for name, qm in (("int8", quantize_int8(W)), ("int4 G=32", quantize_int4(W, 32))):
+    error = np.abs(dequantize(qm) - W)
+    bound = np.repeat(qm.scales, qm.group_size, axis=1) / 2
+    print(f"{name}: largest error {error.max():.2e}, every error within s/2: "
+          f"{bool((error <= bound + 1e-7).all())}")
+for bits, group in ((8, None), (4, 32)):
+    quantised = copy.deepcopy(teacher)
+    report = quantize_model(quantised, bits, group)
+    print(f"{report}; val loss {val_loss(quantised):.4f}")"""),
+    ("md", r"""**Pruning.** Global magnitude pruning at several sparsities, without recovery: the
+loss stays flat up to about half the weights and then climbs."""),
+    ("code", r"""from tinylm.compress.prune import prune, weight_sparsity
+
+sparsities = [0.0, 0.3, 0.5, 0.7, 0.9]
+losses = []
+for sparsity in sparsities:
+    pruned = copy.deepcopy(teacher)
+    prune(pruned, sparsity)
+    losses.append(val_loss(pruned))
+    print(f"sparsity {sparsity:.1f}: {weight_sparsity(pruned):.3f} of the block weights zero, "
+          f"val loss {losses[-1]:.4f}")
+plt.figure(figsize=(5, 3))
+plt.plot(sparsities, losses, "o-")
+plt.xlabel("sparsity (block weights removed)")
+plt.ylabel("validation loss (nats/char)")
+plt.title("magnitude pruning, no recovery")
+plt.tight_layout()
+plt.show()"""),
+    ("md", r"""**Distillation.** The soft-target loss and its hand-written gradient pass the float64
+gradient check; then a student of half the width learns from the teacher's distribution
+and from the data, against the same student trained on the data alone for the same steps."""),
+    ("code", r"""rng = np.random.default_rng(0)
+s_logits, t_logits = rng.normal(size=(6, 11)), rng.normal(size=(6, 11))
+loss, cache = distillation_forward(s_logits, t_logits, 2.0)
+analytic, _ = distillation_backward(1.0, cache)
+h = 1e-6
+numeric = np.zeros_like(s_logits)
+for index in np.ndindex(*s_logits.shape):
+    bumped = s_logits.copy(); bumped[index] += h
+    up = float(distillation_forward(bumped, t_logits, 2.0)[0])
+    bumped[index] -= 2 * h
+    numeric[index] = (up - float(distillation_forward(bumped, t_logits, 2.0)[0])) / (2 * h)
+print(f"distillation loss {float(loss):.4f}; gradient vs finite differences: relative error "
+      f"{np.abs(analytic - numeric).max() / np.abs(numeric).max():.1e}")
+
+student_config = dict(block_size=64, n_layer=1 if FAST else 2, n_head=4, n_embd=32 if FAST else 64)
+alone = train_gpt(student_config, steps, seed=1)
+taught = train_gpt(student_config, steps, distill_from=teacher, seed=1)
+print(f"student ({alone.num_parameters():,} parameters) after {steps} steps: "
+      f"from the data alone {val_loss(alone):.4f}, distilled {val_loss(taught):.4f} "
+      f"(the teacher: {val_loss(teacher):.4f})")"""),
+    ("md", r"""A distilled step also runs the teacher's forward, so it costs more than a plain step:
+chapter 11, section 9 compares the two at equal compute too. Data parallelism needs several
+processes (`mpiexec -n 2 tinylm train ...`), so it is in the chapter (section 10), not in a
+notebook kernel."""),
 ]
 
 

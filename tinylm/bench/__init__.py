@@ -21,6 +21,7 @@ BENCHMARKS = {
     "seq2seq-twin": "tinylm.bench.seq2seq_twin",
     "word2vec": "tinylm.bench.word2vec",
     "tokenizer": "tinylm.bench.tokenizer",
+    "quantize": "tinylm.bench.quantize",
 }
 
 

@@ -54,6 +54,10 @@ def load_run_model(run_dir, weights: str = "best"):
         raise ValueError(f"no checkpoint in {run_dir} (looked for {base}.json); give the "
                          "OUT_DIR of `tinylm train gpt` or `tinylm pretrain gpt|bert`.")
     meta = load_metadata(base)
+    if meta.get("provenance", {}).get("quantization") is not None:
+        raise ValueError(f"{run_dir} holds a quantised model (`tinylm quantize`): Hugging Face's "
+                         "GPT2LMHeadModel reads float weights. Export the run it was quantised "
+                         f"from ({meta['provenance']['quantization'].get('source', 'RUN')}).")
     if meta.get("model") == "gpt":
         model, tokenizer, _ = load_trained(run_dir)
         return model, tokenizer

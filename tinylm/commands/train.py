@@ -9,6 +9,11 @@ that already holds a checkpoint is never overwritten by a fresh run unless ``--o
 says so. ``tinylm train word2vec|glove`` and ``tinylm train seq2seq`` (with its own
 ``--setting``, ``--max-steps`` and ``--max-minutes``) are dispatched to
 tinylm/commands/embedding_train.py and tinylm/commands/seq2seq_train.py.
+
+Under ``mpiexec -n N`` a language model trains data-parallel (tinylm/distributed): every
+rank computes B/N rows of each global batch of B, the losses are those of one process with
+batch B, rank 0 alone prints, shows the progress bar and writes the checkpoint; ``--zero 1``
+shards the optimizer state across the ranks. An error on any rank stops every rank.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import time
 from pathlib import Path
 
 from tinylm.checkpoint import checkpoint_exists
+from tinylm.cli import report
 from tinylm.commands.arguments import (model_overrides, nonnegative_float, nonnegative_int,
                                       refuse_to_replace)
+from tinylm.distributed import ZERO_STAGES, DataParallel, init_world, stop_every_rank_on_error
 from tinylm.embeddings.registry import EMBEDDING_FAMILIES
 from tinylm.models import MODEL_REGISTRY
 from tinylm.train.config import RULES, TrainConfig
@@ -70,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--overwrite", action="store_true",
                        help="start afresh even though OUT_DIR holds a checkpoint (replacing it "
                             "at the first evaluation)")
+    parser.add_argument("--zero", type=int, choices=ZERO_STAGES, default=0,
+                        help="under mpiexec: 1 shards the optimizer state across the ranks "
+                             "(ZeRO stage 1)")
     seq2seq = parser.add_argument_group("seq2seq only")
     seq2seq.add_argument("--setting", dest="settings", action="append", default=[],
                          metavar="KEY=VALUE", help="override a seq2seq run setting")
@@ -156,6 +166,10 @@ def _refuse_seq2seq_flags(args) -> None:
 def run(args) -> int:
     """Train (or, for a count-based model, fit) and write the checkpoint and plot. Everything
     is checked (settings, data, model, training window) before anything is written."""
+    world = init_world()
+    if world.size > 1 and (args.model == SEQ2SEQ_MODEL or args.model in EMBEDDING_FAMILIES):
+        raise ValueError(f"`tinylm train {args.model}` runs in one process; under mpiexec "
+                         "tinylm trains the language models (gpt, mlp, rnn, lstm, gru).")
     if args.model == SEQ2SEQ_MODEL:
         from tinylm.commands.seq2seq_train import run_seq2seq_training
         return run_seq2seq_training(args, _flag_values(args))
@@ -163,6 +177,16 @@ def run(args) -> int:
     if args.model in EMBEDDING_FAMILIES:
         from tinylm.commands.embedding_train import run_embedding_training
         return run_embedding_training(args, _flag_values(args))
+    with stop_every_rank_on_error(world, lambda error: report(f"train ({world})", error)):
+        return _train_language_model(args, world)
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """The print of the ranks other than 0."""
+
+
+def _train_language_model(args, world) -> int:
+    say = print if world.is_root else _silent
     cfg, model_config, resumed = resolve_configs(args)
     out_dir = Path(cfg.out_dir)
     refuse_to_replace(args, out_dir / CHECKPOINT_NAME)
@@ -174,18 +198,42 @@ def run(args) -> int:
     model = build_model(args.model, model_config, data.tokenizer.vocab_size)
     cfg = with_training_window(cfg, model)
     provenance = {"tokenizer": data.tokenizer.to_dict(), **data_provenance(cfg.dataset)}
-    print(f"{args.model}: {model.num_parameters():,} parameters; {len(data.train):,} training "
-          f"and {len(data.val):,} validation tokens; vocabulary {data.tokenizer.vocab_size}")
+    say(f"{args.model}: {model.num_parameters():,} parameters; {len(data.train):,} training "
+        f"and {len(data.val):,} validation tokens; vocabulary {data.tokenizer.vocab_size}")
+    parallel = _data_parallel(args, world, model, say)
     started = time.perf_counter()
     if model.trainable:
         history = train(model, args.model, cfg, data.train, data.val, resume=args.resume,
-                        provenance=provenance)
+                        log=say, provenance=provenance, parallel=parallel)
     else:                              # count-based (n-gram): counting replaces training
         history = fit_counts(model, args.model, cfg, data.train, data.val,
                              provenance=provenance)
     final = history.evals[-1]
-    print(f"done in {time.perf_counter() - started:.1f} s: val loss {final['val_loss']:.4f}, "
-          f"val perplexity {final['val_perplexity']:.2f}")
-    print(f"checkpoint: {out_dir / CHECKPOINT_NAME}.json"
-          + (f"  loss curve: {out_dir / 'loss.png'}" if model.trainable else ""))
+    say(f"done in {time.perf_counter() - started:.1f} s: val loss {final['val_loss']:.4f}, "
+        f"val perplexity {final['val_perplexity']:.2f}")
+    if parallel is not None:
+        say(_communication_line(parallel))
+    say(f"checkpoint: {out_dir / CHECKPOINT_NAME}.json"
+        + (f"  loss curve: {out_dir / 'loss.png'}" if model.trainable else ""))
     return 0
+
+
+def _data_parallel(args, world, model, say):
+    """This rank's DataParallel under mpiexec, None in one process."""
+    if world.size == 1:
+        if args.zero:
+            say("--zero 1 shards the optimizer state across the ranks of an MPI job; in one "
+                "process it changes nothing (run under mpiexec -n N).")
+        return None
+    if not model.trainable:
+        raise ValueError(f"{args.model} is fitted by counting, in one process; run it "
+                         "without mpiexec.")
+    return DataParallel(world, zero=args.zero)
+
+
+def _communication_line(parallel) -> str:
+    c = parallel.communication()
+    return (f"communication per step: {c['collectives_per_step']:.0f} collectives, "
+            f"{c['payload_bytes_per_step'] / 2 ** 20:.2f} MiB of gradients and parameters, "
+            f"{1e3 * c['seconds_per_step']:.1f} ms in them (waiting for the slowest rank "
+            "included)")

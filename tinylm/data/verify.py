@@ -36,7 +36,6 @@ The record is a shortcut, never a source of truth:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tinylm.files import sha256_of, write_text_atomically

@@ -40,6 +40,7 @@ from tinylm.nn.dropout import Dropout
 from tinylm.nn.layernorm import LayerNorm
 from tinylm.nn.linear import Linear
 from tinylm.nn.parameter import Parameter
+from tinylm.nn.quantized import QuantizedEmbedding, refuse_backward_if_quantized
 from tinylm.nn.transformer import Block
 
 INIT_STD = 0.02
@@ -100,12 +101,17 @@ class GPT(LanguageModel):
         """idx [B, T] -> logits [B, T, V] (and the mean loss if targets [B, T] are given)."""
         self.check_batch(idx, targets)
         x = self.hidden(idx)                                                      # [B, T, D]
-        logits, self._head_cache = linear_forward(x, self.wte.data.T)            # [B, T, V]
+        logits = self._tied_head(x)                                               # [B, T, V]
         return logits, self._loss(logits, targets)
 
     def backward(self, dloss=1.0):
         """Back-propagate the last loss into every parameter's ``grad``."""
-        dlogits = self._dlogits(dloss)                                            # [B, T, V]
+        self.backward_from_logits(self._dlogits(dloss))
+
+    def backward_from_logits(self, dlogits):
+        """dlogits [B, T, V], the gradient of any loss of the last forward's logits (the
+        soft targets of distillation, tinylm/compress/distill.py), into every ``grad``."""
+        refuse_backward_if_quantized(self)
         dx, dwte_head, _ = linear_backward(dlogits, self._head_cache,
                                            weight_grads=self.wte.requires_grad)  # dW [D, V]
         if self.wte.requires_grad:
@@ -119,7 +125,7 @@ class GPT(LanguageModel):
             raise ValueError(f"GPT: a sequence of {T} tokens is longer than block_size="
                              f"{self.config.block_size}; crop it to the last "
                              f"{self.config.block_size} tokens.")
-        tok, self._tok_cache = embedding_forward(idx, self.wte.data)              # [B, T, D]
+        tok = self._token_vectors(idx)                                            # [B, T, D]
         x, self._pos_cache = learned_positional_forward(tok, self.wpe.data)      # [B, T, D]
         x = self.drop.forward(x)
         for block in self.h:
@@ -170,7 +176,7 @@ class GPT(LanguageModel):
     def start_decoding(self, prompt):
         """prompt [B, T] -> (logits of the next token [B, V], state with one KV cache per layer)."""
         idx = self._crop(prompt)
-        caches = [block.attn.new_cache(idx.shape[0], self.config.block_size, self.wte.data)
+        caches = [block.attn.new_cache(idx.shape[0], self.config.block_size, self.wpe.data)
                   for block in self.h]
         logits = self._forward_cached(idx, caches)                                # [B, T, V]
         return logits[:, -1, :], {"caches": caches, "ids": prompt}
@@ -189,9 +195,25 @@ class GPT(LanguageModel):
 
     def _forward_cached(self, idx, caches):
         """idx [B, t] new tokens at positions caches' length .. + t - 1 -> logits [B, t, V]."""
-        tok, _ = embedding_forward(idx, self.wte.data)                            # [B, t, D]
+        tok = self._token_vectors(idx)                                            # [B, t, D]
         x, _ = learned_positional_forward(tok, self.wpe.data, start=caches[0].length)
         for block, cache in zip(self.h, caches):
             x = block.forward_cached(x, cache)                                    # [B, t, D]
-        x = self.ln_f.forward(x)
-        return linear_forward(x, self.wte.data.T)[0]                              # [B, t, V]
+        return self._tied_head(self.ln_f.forward(x))                              # [B, t, V]
+
+    # -- the shared table: lookup and head -----------------------------------------------------
+    def _token_vectors(self, idx):
+        """idx [B, t] -> wte[idx] [B, t, D]; a quantised table (tinylm/compress/quantize.py)
+        dequantises the rows it reads."""
+        if isinstance(self.wte, QuantizedEmbedding):
+            return self.wte.forward(idx)
+        tok, self._tok_cache = embedding_forward(idx, self.wte.data)
+        return tok
+
+    def _tied_head(self, x):
+        """x [B, t, D] -> logits x wte^T [B, t, V], through the same (possibly quantised)
+        table as the lookup."""
+        if isinstance(self.wte, QuantizedEmbedding):
+            return self.wte.attend(x)
+        logits, self._head_cache = linear_forward(x, self.wte.data.T)
+        return logits

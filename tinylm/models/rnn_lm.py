@@ -38,6 +38,8 @@ from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.parameter import Parameter
+from tinylm.nn.quantized import (QuantizedEmbedding, QuantizedLinear,
+                                 refuse_backward_if_quantized)
 from tinylm.nn.recurrent import GRU, LSTM, RNN
 
 
@@ -77,10 +79,12 @@ class RecurrentLM(LanguageModel):
         rng = default_rng(config.seed)
         V, d, H = config.vocab_size, config.n_embd, config.n_hidden
         self.embedding = Embedding(V, d, rng=rng)
-        self.drop_in = Dropout(config.dropout, seed=derive_seed(config.seed, 1))
+        # time-major [T, B, .] activations: the batch's rows are axis 1 of every mask
+        self.drop_in = Dropout(config.dropout, seed=derive_seed(config.seed, 1), batch_axis=1)
         self.rnn = self.layer_class(d, H, config.n_layer, dropout=config.dropout,
                                     batch_first=False, rng=rng, seed=derive_seed(config.seed, 2))
-        self.drop_out = Dropout(config.dropout, seed=derive_seed(config.seed, 1000))
+        self.drop_out = Dropout(config.dropout, seed=derive_seed(config.seed, 1000),
+                                batch_axis=1)
         if not config.tie_weights:
             self.w_out = Parameter(init.uniform_fan_in((H, V), H, rng))            # [H, V]
         self.b_out = Parameter(init.uniform_fan_in((V,), H, rng))                  # [V]
@@ -109,16 +113,26 @@ class RecurrentLM(LanguageModel):
             raise ValueError(f"{type(self).__name__}: idx must be [batch, time] token ids, "
                              f"got shape {idx.shape}.")
         T, B = idx.shape[1], idx.shape[0]
-        self._folded = self.config.vocab_size <= T * B and not (self.training and
-                                                                 self.drop_in.p > 0)
+        self._folded = (self.config.vocab_size <= T * B and isinstance(self.embedding, Embedding)
+                        and not (self.training and self.drop_in.p > 0))
         if self._folded:        # layer 0 looks up (E W_x + b)[ids]: see forward_from_ids
             hs, state = self.rnn.forward_from_ids(idx.T, self.embedding.weight.data, state)
         else:
             x = self.drop_in.forward(self.embedding.forward(idx.T))  # [T, B, d]
             hs, state = self.rnn.forward(x, state)                  # [T, B, H]
         hs = self.drop_out.forward(hs).reshape(T * B, -1)           # [T*B, H]: one big matmul
+        return self._output_layer(hs).reshape(T, B, -1), state      # [T, B, V]
+
+    def _output_layer(self, hs):
+        """hs [N, H] -> logits hs W_out + b_out [N, V]; a quantised W_out or tied table
+        (tinylm/compress/quantize.py) computes its own product."""
+        head = self.embedding if self.config.tie_weights else self.w_out
+        if isinstance(head, (QuantizedEmbedding, QuantizedLinear)):
+            logits = head.attend(hs) if self.config.tie_weights else head.forward(hs)
+            logits += self.b_out.data
+            return logits
         logits, self._head_cache = linear_forward(hs, self.output_weight(), self.b_out.data)
-        return logits.reshape(T, B, -1), state                      # [T, B, V]
+        return logits
 
     def forward(self, idx, targets=None):
         """idx [B, T] -> (logits [B, T, V], mean loss or None). Starts from the carried state
@@ -133,6 +147,7 @@ class RecurrentLM(LanguageModel):
     def backward(self, dloss=1.0):
         """Back-propagate the last loss into every parameter's grad (within the window: the
         carried state is a constant)."""
+        refuse_backward_if_quantized(self)
         dlogits = self._dlogits(dloss)                              # [T, B, V]
         T, B, V = dlogits.shape
         dhs, dW, db = linear_backward(dlogits.reshape(T * B, V), self._head_cache)  # [T*B, H]

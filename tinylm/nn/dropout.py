@@ -1,5 +1,7 @@
 """``Dropout``: inverted dropout, active only in training mode (chapter 04); ``DropoutRng``:
-the seeded generator alone, for modules that apply dropout's mask themselves."""
+the seeded generator alone, for modules that apply dropout's mask themselves;
+``RowShardGenerator``: a rank's rows of the masks one process would draw for the whole
+batch (data parallelism, tinylm/distributed, chapter 11)."""
 
 from __future__ import annotations
 
@@ -22,16 +24,33 @@ class DropoutRng(Module):
     draws the masks the uninterrupted one would (whatever seed the module it is restored
     into was built with, as a restored host state carries its stream too). The stream
     starts again from the module's seed when the arrays change device.
+
+    ``batch_axis`` is the axis of the masks that runs over the batch's rows (1 for the
+    time-major [T, B, H] activations of the recurrent models); after ``shard_rows`` every
+    mask is a data-parallel rank's rows of the whole batch's (``RowShardGenerator``).
     """
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, batch_axis: int = 0):
         super().__init__()
-        self.seed = seed
+        self.seed, self.batch_axis = seed, batch_axis
         self._device = self._rng = None   # device of the stream; its host generator
         self._stream_seed, self._draws = seed, 0    # the GPU stream: seed, masks drawn
+        self.row_shard = None             # (this rank's rows, the whole batch's row count)
+
+    def shard_rows(self, rows: slice, total_rows: int) -> None:
+        """Draw each mask for the whole batch of ``total_rows`` rows and keep ``rows`` (a
+        data-parallel rank's share), so that the rank drops what one process would drop."""
+        self.row_shard = (rows, total_rows)
 
     def rng_for(self, x):
-        """The generator for the next mask, on the array's device."""
+        """The generator for the next mask, on the array's device (a rank's rows of the
+        whole batch's after ``shard_rows``)."""
+        rng = self._generator_for(x)
+        if self.row_shard is None:
+            return rng
+        return RowShardGenerator(rng, *self.row_shard, self.batch_axis)
+
+    def _generator_for(self, x):
         device = device_of(x)
         if device != self._device:
             self._device, self._rng = device, None
@@ -75,11 +94,38 @@ def _device_stream(state: dict, owner: str) -> tuple[int, int]:
     return seed, draws
 
 
+class RowShardGenerator:
+    """A generator that draws as for the whole batch and returns one rank's rows.
+
+    One process with batch B draws u [.., B, ..] for a mask; rank r of a data-parallel run
+    holds rows ``rows`` of that batch. It draws the same u [.., B, ..] from the same
+    generator state and keeps u[.., rows, ..], so its mask equals the one-process mask on
+    its rows, and its generator moves on exactly as the one-process generator does (every
+    rank draws B rows: the masks cost N times the draws of a shard).
+    """
+
+    def __init__(self, rng, rows: slice, total_rows: int, batch_axis: int = 0):
+        self.rng, self.rows, self.total_rows, self.batch_axis = rng, rows, total_rows, batch_axis
+
+    def random(self, shape, dtype=None):
+        """u [shape] uniform in [0, 1): the rank's rows of the draws for the whole batch, as a
+        C-contiguous array (the dropout kernel writes the mask over it)."""
+        shape, axis = tuple(shape), self.batch_axis
+        held = self.rows.stop - self.rows.start
+        if shape[axis] != held:
+            raise ValueError(f"RowShardGenerator: a mask of shape {shape} has {shape[axis]} rows "
+                             f"on axis {axis}, but this rank holds {held} of the batch's "
+                             f"{self.total_rows}; the dropout site's batch_axis is wrong.")
+        whole = shape[:axis] + (self.total_rows,) + shape[axis + 1:]
+        u = self.rng.random(whole) if dtype is None else self.rng.random(whole, dtype=dtype)
+        return get_array_module(u).ascontiguousarray(u[(slice(None),) * axis + (self.rows,)])
+
+
 class Dropout(DropoutRng):
     """Drops units with probability p; its generator is seeded, so runs are reproducible."""
 
-    def __init__(self, p: float = 0.0, seed: int = 0):
-        super().__init__(seed)
+    def __init__(self, p: float = 0.0, seed: int = 0, batch_axis: int = 0):
+        super().__init__(seed, batch_axis)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p={p} must lie in [0, 1).")
         self.p = p

@@ -84,8 +84,8 @@ class _Recurrent(Module):
             setattr(self, f"W_h_l{l}", uniform(H, G * H))
             setattr(self, f"b_x_l{l}", uniform(G * H))
             setattr(self, f"b_h_l{l}", uniform(G * H))
-        self.between = ModuleList([Dropout(dropout, seed=derive_seed(seed, l))
-                                   for l in range(num_layers - 1)])
+        self.between = ModuleList([Dropout(dropout, seed=derive_seed(seed, l), batch_axis=1)
+                                   for l in range(num_layers - 1)])      # on [T, B, H]
         self._caches, self._embedded = None, False
 
     def layer_parameters(self, l: int):

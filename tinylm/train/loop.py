@@ -13,6 +13,12 @@ Every ``eval_interval`` steps (and after the last) the validation loss is measur
 optimizer moments, batcher position/generator, dropout generators and the loss history.
 Because evaluation also resets any recurrent state, a run resumed from a checkpoint sees
 exactly the same numbers as the uninterrupted run (``tests/test_train.py`` proves it).
+
+With ``parallel`` (a ``tinylm.distributed.DataParallel``, one per rank of an MPI job) each
+rank computes its rows of every batch and the ranks' gradients are summed before the step
+(``data_parallel_step``); evaluation is sharded, rank 0 alone writes the checkpoint, the
+plot and the progress bar. The checkpoint is the one-process run's, so it resumes with any
+number of ranks (tests/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from tinylm.backend import array_module_for, to_numpy
 from tinylm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinylm.evaluate import evaluate_lm
 from tinylm.functional.embedding import ids_checked_on_host
+from tinylm.models.base import IGNORE_INDEX
 from tinylm.optim import clip_grad_norm, lr_at
 from tinylm.train.plot import plot_history
 from tinylm.train.setup import build_batcher, build_optimizer, total_iters
@@ -62,13 +69,15 @@ def _rng_modules(model):
 
 
 def save_run(out_dir, model, model_name, cfg, run: RunState, optimizer=None, batcher=None,
-             provenance: dict | None = None) -> Path:
+             provenance: dict | None = None, write: bool = True) -> Path | None:
     """The one writer of a run's checkpoint, ``OUT_DIR/ckpt``: the model's parameters and
     the run's metadata; with ``optimizer`` and ``batcher`` (a neural run) also what an exact
     resume needs: optimizer state, batcher position and dropout generators. ``provenance``
     (the tokenizer and the data's sha256, from the command line) is stored as it is.
 
-    Parameters that are not finite are never saved: the last good checkpoint stays.
+    Parameters that are not finite are never saved: the last good checkpoint stays. The
+    ranks of a data-parallel run other than rank 0 call it with ``write=False``: they take
+    part in gathering a sharded optimizer state, and write nothing.
     """
     state = model.state_dict()
     broken = [name for name, value in state.items() if not numpy.isfinite(value).all()]
@@ -84,7 +93,7 @@ def save_run(out_dir, model, model_name, cfg, run: RunState, optimizer=None, bat
         arrays.update({f"optim/{k}": to_numpy(v) for k, v in optimizer.state_dict().items()})
         meta.update(batcher=batcher.state_dict(),
                     rng={name: m.get_rng_state() for name, m in _rng_modules(model)})
-    return save_checkpoint(Path(out_dir) / CHECKPOINT_NAME, arrays, meta)
+    return save_checkpoint(Path(out_dir) / CHECKPOINT_NAME, arrays, meta) if write else None
 
 
 def _restore_generators(model, saved) -> None:
@@ -105,7 +114,9 @@ def restore_run(out_dir, model, optimizer, batcher) -> RunState:
     missing = [k for k in ("run", "batcher", "rng") if k not in meta]
     if missing:
         raise CheckpointError(f"{out_dir}/{CHECKPOINT_NAME}.json lacks {missing}: it cannot be "
-                              "resumed exactly (a count-based model has nothing to resume).")
+                              "resumed exactly. It holds no training state: a count-based "
+                              "model, an imported, quantised or pruned model; train the run "
+                              "it came from instead.")
     model.load_state_dict(split_prefix(arrays, "model"))
     optimizer.load_state_dict(split_prefix(arrays, "optim"))
     batcher.load_state_dict(meta["batcher"])
@@ -126,11 +137,11 @@ def _progress(total, initial, enabled):
     return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
 
 
-def _evaluate(model, cfg, val_ids, xp, run: RunState, log):
+def _evaluate(model, cfg, val_ids, xp, run: RunState, log, evaluate=evaluate_lm):
     """Measure the validation loss into ``run.evals``; a non-finite one stops the run before
     anything is saved, so the last good checkpoint stays."""
-    result = evaluate_lm(model, val_ids, cfg.batch_size, cfg.block_size, xp=xp,
-                         max_batches=cfg.eval_iters)
+    result = evaluate(model, val_ids, cfg.batch_size, cfg.block_size, xp=xp,
+                      max_batches=cfg.eval_iters)
     if not math.isfinite(result["perplexity"]):
         raise NonFiniteLossError(f"the validation loss is {result['loss']} at step "
                                  f"{run.iteration}: the run diverged and is not saved; the last "
@@ -155,11 +166,12 @@ def interrupted(iteration: int, evals: list, out_dir) -> KeyboardInterrupt:
 
 
 def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
-          log=print, provenance: dict | None = None) -> RunState:
+          log=print, provenance: dict | None = None, parallel=None) -> RunState:
     """Train ``model`` in place according to ``cfg``; returns the run's history.
 
     A Ctrl-C stops the run between two steps with a message naming the last checkpoint;
     a diverged run (``NonFiniteLossError``) stops before it would overwrite a good one.
+    ``parallel``: this rank's ``DataParallel`` in an MPI job (None: one process).
     """
     xp = array_module_for(cfg.device)
     model.to(dtype=numpy.dtype(cfg.dtype), device=cfg.device).train()
@@ -172,8 +184,15 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
     if resume:
         run = restore_run(out_dir, model, optimizer, batcher)
         log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {run.iteration}")
+    step, evaluate, root = train_step, evaluate_lm, True
+    if parallel is not None:
+        parallel.check_same_start(model, batcher, settings=cfg.to_dict(),
+                                  training_data=train_ids, validation_data=val_ids)
+        optimizer, batcher = parallel.distribute(model, optimizer, batcher, cfg.batch_size)
+        log(parallel.describe())
+        step, evaluate, root = data_parallel_step, parallel.evaluate_lm, parallel.world.is_root
     model.reset_state()
-    bar = _progress(max_iters, run.iteration, cfg.progress)
+    bar = _progress(max_iters, run.iteration, cfg.progress and root)
     unread = []                                   # (it, lr, loss) still on the device
     try:
         start = time.perf_counter() - run.elapsed_s
@@ -182,13 +201,15 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
             already_evaluated = bool(run.evals) and run.evals[-1]["iter"] == it
             if (it % cfg.eval_interval == 0 or it == max_iters) and not already_evaluated:
                 _read_losses(unread, run, cfg)
-                _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write)
+                _evaluate(model, cfg, val_ids, xp, run, log if bar is None else bar.write,
+                          evaluate)
                 run.elapsed_s = time.perf_counter() - start
-                save_run(cfg.out_dir, model, model_name, cfg, run, optimizer, batcher, provenance)
+                save_run(cfg.out_dir, model, model_name, cfg, run, optimizer, batcher, provenance,
+                         write=root)
             if it >= max_iters:
                 break
             lr = lr_at(it, sched)
-            unread.append((it, lr, train_step(model, optimizer, batcher, cfg, lr, xp, it)))
+            unread.append((it, lr, step(model, optimizer, batcher, cfg, lr, xp, it)))
             run.iteration += 1
             if cfg.device == "cpu" or it % cfg.log_interval == 0:
                 _read_losses(unread, run, cfg)
@@ -199,7 +220,8 @@ def train(model, model_name: str, cfg, train_ids, val_ids, resume: bool = False,
     finally:
         if bar is not None:
             bar.close()
-    plot_history(run, out_dir / "loss.png", title=f"{model_name} on {cfg.dataset}")
+    if root:
+        plot_history(run, out_dir / "loss.png", title=f"{model_name} on {cfg.dataset}")
     return run
 
 
@@ -237,13 +259,9 @@ def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int):
     if batch.new_epoch:
         model.reset_state()
     optimizer.lr = lr
+    loss = _forward(model, batch, cfg, xp)
     if cfg.device == "cpu":
-        _, loss = model.forward(batch.x, batch.y)
         loss = _finite_loss(float(loss), it, lr, cfg)
-    else:
-        model.check_batch(batch.x, batch.y)
-        with ids_checked_on_host():
-            _, loss = model.forward(xp.asarray(batch.x), xp.asarray(batch.y))
     model.backward()
     if cfg.grad_clip > 0:
         clip_grad_norm(model.parameters(), cfg.grad_clip)
@@ -252,12 +270,49 @@ def train_step(model, optimizer, batcher, cfg, lr: float, xp, it: int):
     return loss
 
 
+def data_parallel_step(model, optimizer, batcher, cfg, lr: float, xp, it: int) -> float:
+    """``train_step`` on one rank of a data-parallel run: ``batcher`` gives this rank's rows
+    of the global batch and ``optimizer`` is its ``tinylm.distributed.DataParallel``.
+
+    The rank's mean loss L_r over its n_r targets becomes the global batch's,
+    L = sum_r n_r L_r / n, and its gradient is back-propagated with weight n_r / n, so that
+    the *sum* over the ranks of their gradients is the global batch's gradient; then the
+    global-norm clip and the step, the same on every rank. The loss returned is L, a float,
+    the same on every rank: a non-finite one stops every rank at the same step. On a GPU
+    the loss and each gradient bucket go through host memory (one synchronisation each)."""
+    batch = batcher.next_batch()
+    if batch.new_epoch:
+        model.reset_state()
+    optimizer.lr = lr
+    targets = int(numpy.count_nonzero(batch.y != IGNORE_INDEX))      # what the mean runs over
+    loss, share = optimizer.global_loss(_forward(model, batch, cfg, xp), targets)
+    loss = _finite_loss(loss, it, lr, cfg)
+    model.backward(share)
+    optimizer.reduce_gradients()
+    if cfg.grad_clip > 0:
+        optimizer.clip_grad_norm(cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss
+
+
+def _forward(model, batch, cfg, xp):
+    """The batch's mean loss (a 0-d array on the model's device); on a GPU the ids are
+    checked on the host before they move."""
+    if cfg.device == "cpu":
+        return model.forward(batch.x, batch.y)[1]
+    model.check_batch(batch.x, batch.y)
+    with ids_checked_on_host():
+        return model.forward(xp.asarray(batch.x), xp.asarray(batch.y))[1]
+
+
 def _read_losses(unread: list, run: RunState, cfg) -> None:
     """Move the losses of the steps in ``unread`` into ``run.train_losses`` (on a GPU with
     one device-to-host copy for all of them); the first non-finite one stops the run."""
     if not unread:
         return
-    values = to_numpy(array_module_for(cfg.device).stack([loss for _, _, loss in unread]))
+    xp = array_module_for(cfg.device)
+    values = to_numpy(xp.stack([xp.asarray(loss) for _, _, loss in unread]))
     for (it, lr, _), loss in zip(unread, values):
         run.train_losses.append((it, _finite_loss(float(loss), it, lr, cfg)))
     unread.clear()

@@ -20,6 +20,7 @@ import numpy
 
 from tinylm.checkpoint import (CheckpointError, checkpoint_exists, load_checkpoint, load_metadata,
                                split_prefix)
+from tinylm.compress.quantize import quantize_model
 from tinylm.data.tokenizers import tokenizer_from_dict
 from tinylm.embeddings.registry import EMBEDDING_FAMILIES
 from tinylm.models import MODEL_REGISTRY, get_model_class
@@ -135,6 +136,9 @@ def load_trained(checkpoint, device: str = "cpu", same_data: bool = False):
                               f"its tokenizer {tokenizer.vocab_size} tokens; the checkpoint is "
                               "inconsistent.")
     model.to(dtype=numpy.dtype(cfg.dtype))
+    quantization = meta["provenance"].get("quantization")
+    if quantization is not None:        # a `tinylm quantize` run: its layers, then its codes
+        quantize_model(model, quantization["bits"], quantization["group_size"])
     model.load_state_dict(split_prefix(arrays, "model"))
     _check_finite(model, where)
     model.to(device=device).eval()

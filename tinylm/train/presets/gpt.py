@@ -8,6 +8,10 @@ and a char-level GPT of five-character Tang quatrains.
   (tinylm/data/bpe.py) learned from the training 90 % of the text instead of the 65
   characters. A window of 64 tokens now holds about 2.4 times as many characters (1,115,394 characters become 460,578 tokens), and the
   loss is per token, so compare runs by nats per character (``tinylm eval`` prints it).
+* ``shakespeare-char-student``: a small student for distillation (tinylm/compress/distill.py,
+  ``tinylm distill``): 2 layers, 4 heads, width 64 (about 1/7 of shakespeare-char-cpu's
+  parameters), trained on the same data for the same steps; also trainable on its own
+  (``tinylm train gpt --preset shakespeare-char-student``), the from-scratch baseline.
 * ``shakespeare-char``: config/train_shakespeare_char.py, the "baby GPT" (6 layers, 6 heads,
   width 384, block 256, batch 64, dropout 0.2, 5000 iterations); nanoGPT reports a
   validation loss of 1.4697 on one A100 in about 3 minutes. On 2 CPU cores it takes hours.
@@ -50,6 +54,14 @@ PRESETS = {
         "train": {**_COMMON, "tokenizer": "bpe", "subword_vocab_size": 1024, "batch_size": 12,
                   "max_iters": 2000, "lr_decay_iters": 2000, "eval_interval": 250,
                   "log_interval": 10, "out_dir": "runs/shakespeare-bpe-cpu"},
+    },
+    "shakespeare-char-student": {
+        "model": "gpt",
+        "model_config": {"block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 64,
+                         "dropout": 0.0},
+        "train": {**_COMMON, "batch_size": 12, "max_iters": 2000,
+                  "lr_decay_iters": 2000, "eval_interval": 250, "log_interval": 10,
+                  "out_dir": "runs/shakespeare-char-student"},
     },
     "shakespeare-char": {
         "model": "gpt",
