@@ -15,6 +15,9 @@ shakespeare-char-student --out-dir RUNS/distill/scratch`` (and ``--max-iters 440
 --lr-decay-iters 4400 --out-dir RUNS/distill/scratch-4400``, about the distilled run's
 compute), and distilled, ``tinylm distill RUNS/gpt-cpu --preset shakespeare-char-student
 --temperature T --alpha 0.5 --out-dir RUNS/distill/distilled[-TT]``, with the teacher's loss.
+11-quantisation.png: validation loss against the weights' bytes for every setting of
+``tinylm bench quantize --run RUN [--settings ...] --json > RUNS/quant/NAME.json`` (the GPT
+above as gpt-cpu-eval.json, the PTB LSTM as ptb-small-epoch3-bench.json).
 Each figure's table is printed too; a run that is absent is skipped.
 """
 
@@ -119,10 +122,46 @@ def distillation_figure(runs: list, teacher_loss: float) -> None:
               f"steps, {meta['run']['elapsed_s']:.0f} s of training")
 
 
+QUANT_FILES = {"GPT shakespeare-char-cpu": "gpt-cpu-eval.json",
+               "LSTM ptb-small (epoch 3)": "ptb-small-epoch3-bench.json"}
+
+
+def _settings(bench: dict) -> list:
+    """[(setting, weight bytes, val loss)] of one `tinylm bench quantize --json` output."""
+    names = [k[:-len("_val_loss")] for k in bench if k.endswith("_val_loss")]
+    return [(n, bench[f"{n}_weight_bytes"], bench[f"{n}_val_loss"]) for n in names]
+
+
+def quantisation_figure(folder: Path) -> None:
+    found = {model: json.loads((folder / name).read_text())
+             for model, name in QUANT_FILES.items() if (folder / name).exists()}
+    if not found:
+        return
+    fig, axes = plt.subplots(1, len(found), figsize=(5.2 * len(found), 3.8), squeeze=False)
+    for ax, (model, bench) in zip(axes[0], found.items()):
+        rows = _settings(bench)
+        for name, size, loss in rows:
+            print(f"{model:28s} {name:10s} {size:>12,} bytes  val loss {loss:.5f}")
+        ax.plot([r[1] / 1e6 for r in rows], [r[2] for r in rows], "o", color="tab:blue")
+        for k, (name, size, loss) in enumerate(rows):       # alternate sides: no overlaps
+            ax.annotate(name, (size / 1e6, loss), textcoords="offset points", fontsize=8,
+                        xytext=(6, 4) if k % 2 == 0 else (6, -11))
+        ax.set_xscale("log")
+        ax.set_xlabel("weights (MB, log scale)")
+        ax.set_ylabel("validation loss (nats/token)")
+        ax.set_title(model, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.suptitle("weight-only post-training quantisation: size against loss")
+    fig.tight_layout()
+    fig.savefig(HERE / "11-quantisation.png", dpi=130)
+    print("wrote", HERE / "11-quantisation.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", default="runs")
     runs = Path(parser.parse_args().runs)
+    quantisation_figure(runs / "quant")
     records = pruning_records(runs / "prune")
     if records:
         pruning_figure(records)
