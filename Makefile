@@ -2,6 +2,8 @@
 #   make demo   -- virtual environment, install, train a char-level MLP LM on Tiny Shakespeare, sample
 #   make test   -- install the test dependencies and run the whole suite (notebooks included)
 #   make notebooks -- install, then open the notebooks in JupyterLab
+#   make notebooks-execute -- rebuild and execute the notebooks whose builder changed, so the
+#                     committed ones show their outputs (ALL=1: every notebook)
 #   make gpu-test  -- on a machine with an NVIDIA GPU: install CuPy, run the gpu tests (a skip fails)
 #   make gpu-check -- on such a machine: the GPU check (tinylm/bench/gpu_check.py), under 6 minutes
 
@@ -11,7 +13,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 DEMO_DIR ?= runs/shakespeare-char-mlp
 
-.PHONY: install dev demo notebooks test test-fast gpu-install gpu-test gpu-check bench clean
+.PHONY: install dev demo notebooks notebooks-execute test test-fast gpu-install gpu-test gpu-check bench clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,9 @@ demo: install
 
 notebooks: install
 	$(BIN)/jupyter lab notebooks/
+
+notebooks-execute: dev
+	$(PY) notebooks/build/execute.py $(if $(ALL),--all)
 
 test: dev
 	$(PY) -m pytest -q -n 2 --dist loadfile

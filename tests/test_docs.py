@@ -139,21 +139,31 @@ def _load_builder(path: Path):
     return module
 
 
+# notebooks/build/execute.py inserts a markdown cell with this tag saying which mode (fast or
+# full) the committed outputs come from; the builders do not write it.
+MODE_TAG = "execution-mode"
+
+
 def _cells(notebook) -> list[tuple[str, str]]:
+    """(type, source) of every cell but the inserted mode cell: outputs, execution counts, ids
+    and metadata do not count."""
     return [(cell["cell_type"], "".join(cell["source"]) if isinstance(cell["source"], list)
-             else cell["source"]) for cell in notebook["cells"]]
+             else cell["source"]) for cell in notebook["cells"]
+            if MODE_TAG not in cell.get("metadata", {}).get("tags", [])]
 
 
 @pytest.mark.parametrize("builder", BUILDERS, ids=[p.stem for p in BUILDERS])
 def test_committed_notebook_matches_its_builder(builder):
-    """The committed notebook's cells (type and source; not outputs or execution metadata) are
-    those its builder writes. Rebuild with ``python notebooks/build/build_NN.py``."""
+    """The committed notebook's cells (type and source; not outputs, execution counts or the
+    inserted mode cell) are those its builder writes, and it was executed (it has outputs).
+    Rebuild and execute with ``make notebooks-execute`` (notebooks/build/execute.py)."""
     nbformat = pytest.importorskip("nbformat")
     module = _load_builder(builder)
     committed_path = Path(module.OUT)
     assert committed_path.exists(), f"{builder.name} writes {committed_path.name}, not committed"
     built = _cells(module.build_notebook(module.CELLS))
-    committed = _cells(nbformat.read(committed_path, as_version=4))
+    executed = nbformat.read(committed_path, as_version=4)
+    committed = _cells(executed)
     where = f"{committed_path.relative_to(ROOT)} (built by notebooks/build/{builder.name})"
     assert len(built) == len(committed), \
         f"{where}: the builder writes {len(built)} cells, the notebook has {len(committed)}"
@@ -168,7 +178,11 @@ def test_committed_notebook_matches_its_builder(builder):
             stale.append(f"cell {index}, line {first}: builder "
                          f"{(src_b.splitlines() + [''])[first - 1]!r} vs notebook "
                          f"{(src_c.splitlines() + [''])[first - 1]!r}")
-    assert not stale, (f"{where} is stale; rerun the builder:\n" + "\n".join(stale))
+    assert not stale, (f"{where} is stale; rerun `make notebooks-execute`:\n"
+                       + "\n".join(stale))
+    assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code") \
+        and any(MODE_TAG in c.get("metadata", {}).get("tags", []) for c in executed.cells), \
+        f"{where} has no outputs: run `make notebooks-execute` (not only the builder)"
 
 
 def test_every_notebook_has_a_builder():
