@@ -29,24 +29,28 @@ MULTIPLY_ADDS_PER_WORK = 16
 if NUMBA_AVAILABLE:
     import numba
 
+    @numba.njit(inline="always", **JIT)          # inlined: no call per output row
+    def _row_outputs(x, codes, row_scales, zero, y, r):
+        """y[:, r] = sum_g s[r, g] sum_{c in g} x[:, c] codes[c], codes one row of int8."""
+        N, C = x.shape
+        n_groups = row_scales.shape[0]
+        G = C // n_groups
+        for n in range(N):
+            xn = x[n]
+            total = zero
+            for g in range(n_groups):
+                part = zero
+                base = g * G
+                for c in range(G):          # zero + code: the int8 becomes x's float type,
+                    part += xn[base + c] * (zero + codes[base + c])   # one vector convert
+                total += row_scales[g] * part
+            y[n, r] = total
+
     @numba.njit(**JIT)
     def _int8_outputs(x, q, scales, zero, y, lo, hi):
         """y[:, lo:hi] of x [N, C] times int8 codes q [R, C] with scales [R, n_groups]."""
-        N, C = x.shape
-        n_groups = scales.shape[1]
-        G = C // n_groups
         for r in range(lo, hi):
-            codes = q[r]
-            for n in range(N):
-                xn = x[n]
-                total = zero
-                for g in range(n_groups):
-                    part = zero
-                    base = g * G
-                    for c in range(G):      # zero + code: the int8 becomes x's float type,
-                        part += xn[base + c] * (zero + codes[base + c])   # one vector convert
-                    total += scales[r, g] * part
-                y[n, r] = total
+            _row_outputs(x, q[r], scales[r], zero, y, r)
 
     @numba.njit(**JIT)
     def _int4_outputs(x, packed, scales, zero, y, lo, hi):
@@ -57,9 +61,7 @@ if NUMBA_AVAILABLE:
         kernel. numba computes integer expressions in int64, and converting int64 to float
         has no vector instruction on AVX2: multiplying x by the nibbles directly ran 4-5x
         slower than this two-pass loop, whose unpacking and int8 products both vectorise."""
-        N, C = x.shape
-        n_groups = scales.shape[1]
-        G = C // n_groups
+        C = x.shape[1]
         codes = numpy.empty(C, dtype=numpy.int8)
         for r in range(lo, hi):
             row = packed[r]
@@ -67,16 +69,7 @@ if NUMBA_AVAILABLE:
                 byte = row[k]
                 codes[2 * k] = (byte & 15) - 8
                 codes[2 * k + 1] = (byte >> 4) - 8
-            for n in range(N):
-                xn = x[n]
-                total = zero
-                for g in range(n_groups):
-                    part = zero
-                    base = g * G
-                    for c in range(G):
-                        part += xn[base + c] * (zero + codes[base + c])
-                    total += scales[r, g] * part
-                y[n, r] = total
+            _row_outputs(x, codes, scales[r], zero, y, r)
 
     @numba.njit(parallel=True, **JIT)
     def _int8_parallel(x, q, scales, zero, y, n_chunks):
