@@ -38,23 +38,45 @@ def evaluate_lm(model, ids, batch_size: int = 32, block_size: int = 64, xp=numpy
     ``xp`` is the array module the model lives on (numpy or cupy). ``max_batches`` > 0 stops
     early (an estimate, as nanoGPT's estimate_loss); 0 reads the whole stream.
     """
+    total, count = summed_loss(model, ids, batch_size, block_size, xp, max_batches)
+    return loss_summary(total, count)
+
+
+def summed_loss(model, ids, batch_size: int, block_size: int, xp=numpy, max_batches: int = 0,
+                own_rows=None) -> tuple[float, int]:
+    """(sum of the scored targets' losses, their number) over the windows of ``ids``.
+
+    ``own_rows(rows, leftover) -> slice`` picks the rows of each window this process scores
+    (a data-parallel rank's share, tinylm/distributed/evaluation.py; ``leftover`` marks the
+    single-row windows of the tokens left over); None scores every row."""
     was_training = model.training
     model.eval()
     model.reset_state()
-    total, count, rows = 0.0, 0, None
+    total, count, first, previous = 0.0, 0, None, None
     for i, (x, y) in enumerate(iterate_eval_windows(ids, batch_size, block_size)):
         if max_batches and i >= max_batches:
             break
-        if rows is not None and x.shape[0] != rows:   # the leftover tokens: a new stream
+        if previous is not None and x.shape[0] != previous:   # the leftover tokens: a new stream
             model.reset_state()
-        rows = x.shape[0]
+        previous = x.shape[0]
+        first = first or x.shape[0]
+        if own_rows is not None:
+            own = own_rows(x.shape[0], x.shape[0] != first)
+            if own.stop <= own.start:
+                continue
+            x, y = x[own], y[own]
         _, loss = model.forward(xp.asarray(x), xp.asarray(y))
         total += float(to_numpy(loss)) * y.size
         count += y.size
     model.reset_state()
     model.train(was_training)
-    mean = total / count
-    return {"loss": mean, "perplexity": perplexity(mean), "tokens": count}
+    return total, count
+
+
+def loss_summary(total: float, count: int) -> dict:
+    """{"loss": mean nats/token, "perplexity", "tokens"} of summed losses."""
+    mean = float(total / count)
+    return {"loss": mean, "perplexity": perplexity(mean), "tokens": int(count)}
 
 
 def perplexity(loss: float) -> float:

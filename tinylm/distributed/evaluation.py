@@ -16,37 +16,19 @@ from __future__ import annotations
 
 import numpy
 
-from tinylm.backend import to_numpy
-from tinylm.data.batching import iterate_eval_windows
 from tinylm.distributed.buckets import rank_slices
 from tinylm.distributed.world import sum_over_ranks
-from tinylm.evaluate import perplexity
+from tinylm.evaluate import loss_summary, summed_loss
 
 
 def evaluate_lm_sharded(world, model, ids, batch_size: int = 32, block_size: int = 64,
                         xp=numpy, max_batches: int = 0) -> dict:
     """evaluate_lm's {"loss", "perplexity", "tokens"}, each rank scoring its share."""
-    was_training = model.training
-    model.eval()
-    model.reset_state()
-    total, count, first, previous = 0.0, 0, None, None
-    for i, (x, y) in enumerate(iterate_eval_windows(ids, batch_size, block_size)):
-        if max_batches and i >= max_batches:
-            break
-        if previous is not None and x.shape[0] != previous:   # the leftover tokens: a new stream
-            model.reset_state()
-        previous = x.shape[0]
-        first = first or x.shape[0]
-        own = _own_rows(world, x.shape[0]) if x.shape[0] == first else _root_only(world)
-        if own.stop > own.start:
-            _, loss = model.forward(xp.asarray(x[own]), xp.asarray(y[own]))
-            total += float(to_numpy(loss)) * y[own].size
-            count += y[own].size
-    model.reset_state()
-    model.train(was_training)
-    total, count = sum_over_ranks(world, [total, count])
-    mean = float(total / count)
-    return {"loss": mean, "perplexity": perplexity(mean), "tokens": int(count)}
+    def own_rows(rows: int, leftover: bool) -> slice:
+        return _root_only(world) if leftover else _own_rows(world, rows)
+
+    total, count = summed_loss(model, ids, batch_size, block_size, xp, max_batches, own_rows)
+    return loss_summary(*sum_over_ranks(world, [total, count]))
 
 
 def _own_rows(world, rows: int) -> slice:
