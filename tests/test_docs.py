@@ -127,29 +127,21 @@ def test_every_cited_module_exists():
 BUILDERS = sorted(BUILD.glob("build_[0-9][0-9].py"))
 
 
-def _load_builder(path: Path):
-    """Import a builder as a module (its ``__main__`` block, which writes files, does not run)."""
+def _execute():
+    """notebooks/build/execute.py, the one place that loads builders and compares cells
+    (it needs nbformat, so it is imported only by the tests that use it)."""
+    pytest.importorskip("nbformat")
     sys.path.insert(0, str(BUILD))
     try:
-        spec = importlib.util.spec_from_file_location(f"_docs_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        import execute
     finally:
         sys.path.remove(str(BUILD))
-    return module
+    return execute
 
 
-# notebooks/build/execute.py inserts a markdown cell with this tag saying which mode (fast or
-# full) the committed outputs come from; the builders do not write it.
-MODE_TAG = "execution-mode"
-
-
-def _cells(notebook) -> list[tuple[str, str]]:
-    """(type, source) of every cell but the inserted mode cell: outputs, execution counts, ids
-    and metadata do not count."""
-    return [(cell["cell_type"], "".join(cell["source"]) if isinstance(cell["source"], list)
-             else cell["source"]) for cell in notebook["cells"]
-            if MODE_TAG not in cell.get("metadata", {}).get("tags", [])]
+def _load_builder(path: Path):
+    """Import a builder as a module (its ``__main__`` block, which writes files, does not run)."""
+    return _execute().load_builder(path.stem.removeprefix("build_"))
 
 
 @pytest.mark.parametrize("builder", BUILDERS, ids=[p.stem for p in BUILDERS])
@@ -161,9 +153,11 @@ def test_committed_notebook_matches_its_builder(builder):
     module = _load_builder(builder)
     committed_path = Path(module.OUT)
     assert committed_path.exists(), f"{builder.name} writes {committed_path.name}, not committed"
-    built = _cells(module.build_notebook(module.CELLS))
+    execute = _execute()
+    cells_of, mode_tag = execute.cells_of, execute.MODE_TAG
+    built = cells_of(module.build_notebook(module.CELLS))
     executed = nbformat.read(committed_path, as_version=4)
-    committed = _cells(executed)
+    committed = cells_of(executed)
     where = f"{committed_path.relative_to(ROOT)} (built by notebooks/build/{builder.name})"
     assert len(built) == len(committed), \
         f"{where}: the builder writes {len(built)} cells, the notebook has {len(committed)}"
@@ -181,7 +175,7 @@ def test_committed_notebook_matches_its_builder(builder):
     assert not stale, (f"{where} is stale; rerun `make notebooks-execute`:\n"
                        + "\n".join(stale))
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code") \
-        and any(MODE_TAG in c.get("metadata", {}).get("tags", []) for c in executed.cells), \
+        and any(mode_tag in c.get("metadata", {}).get("tags", []) for c in executed.cells), \
         f"{where} has no outputs: run `make notebooks-execute` (not only the builder)"
 
 
