@@ -23,11 +23,10 @@ import signal
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinylm.train.loop as loop  # noqa: E402
+from model_helpers import learnable_ids  # noqa: E402  (this folder: the script's own)
 from tinylm.distributed import DataParallel, init_world, stop_every_rank_on_error  # noqa: E402
 from tinylm.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinylm.models.mlp_lm import MLPConfig, MLPLM  # noqa: E402
@@ -39,11 +38,7 @@ STEPS, V, BATCH = 20, 11, 4
 
 def ids(n=1400, seed=0):
     """A learnable stream: a repeating pattern with 10 % noise."""
-    rng = np.random.default_rng(seed)
-    stream = np.tile(np.arange(V), n // V + 1)[:n]
-    noise = rng.random(n) < 0.1
-    stream[noise] = rng.integers(0, V, noise.sum())
-    return stream.astype(np.int64)
+    return learnable_ids(n, V, seed)
 
 
 def build(family: str):

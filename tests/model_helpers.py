@@ -1,7 +1,10 @@
 """The smallest model of each trainable family, shared by the tests that check every family
-(the LanguageModel contract, API misuse): ``small_model("gpt")`` has vocabulary ``V``."""
+(the LanguageModel contract, API misuse): ``small_model("gpt")`` has vocabulary ``V``; and
+``learnable_ids``, the token stream the training tests learn."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from tinylm.models import get_model_class
 
@@ -18,3 +21,12 @@ SMALL = {
 def small_model(name: str):
     """A freshly initialised (float32) model of family ``name`` with vocabulary V."""
     return get_model_class(name).from_config(dict(SMALL[name], vocab_size=V))
+
+
+def learnable_ids(n: int, vocab: int, seed: int = 0):
+    """A learnable stream of ``n`` ids: 0, 1, ..., vocab - 1 repeated, 10 % replaced by noise."""
+    rng = np.random.default_rng(seed)
+    ids = np.tile(np.arange(vocab), n // vocab + 1)[:n]
+    noise = rng.random(n) < 0.1
+    ids[noise] = rng.integers(0, vocab, noise.sum())
+    return ids.astype(np.int64)

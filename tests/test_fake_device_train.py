@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tinylm.train.loop as loop
-from model_helpers import SMALL, small_model
+from model_helpers import SMALL, learnable_ids, small_model
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.nn.dropout import Dropout
 from tinylm.train.config import TrainConfig
@@ -26,11 +26,7 @@ STEP_BUDGET = 0     # synchronisations inside one training step (the loss is rea
 
 
 def _ids(n=1200, V=7, seed=0):
-    rng = np.random.default_rng(seed)
-    ids = np.tile(np.arange(V), n // V + 1)[:n]
-    noise = rng.random(n) < 0.1
-    ids[noise] = rng.integers(0, V, noise.sum())
-    return ids.astype(np.int64)
+    return learnable_ids(n, V, seed)
 
 
 def _config(tmp_path, **overrides):

@@ -9,6 +9,7 @@ import pytest
 
 import tinylm.checkpoint as checkpoint
 import tinylm.train.loop as loop
+from model_helpers import learnable_ids
 from tinylm.checkpoint import load_checkpoint
 from tinylm.models.mlp_lm import MLPConfig, MLPLM
 from tinylm.models.gpt import GPT, GPTConfig
@@ -18,12 +19,7 @@ from tinylm.train.setup import with_training_window
 
 
 def _ids(n=3000, V=12, seed=0):
-    """A learnable stream: mostly a repeating pattern, with some noise."""
-    rng = np.random.default_rng(seed)
-    ids = np.tile(np.arange(V), n // V + 1)[:n]
-    noise = rng.random(n) < 0.1
-    ids[noise] = rng.integers(0, V, noise.sum())
-    return ids.astype(np.int64)
+    return learnable_ids(n, V, seed)
 
 
 def _config(tmp_path, **overrides):
