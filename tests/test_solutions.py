@@ -3,7 +3,8 @@
 Every chapter (chapters/NN-name.md) has objectives near its top, a summary, three or more
 checkpoint questions, exercises tagged by difficulty (★, ★★, ★★★) and a link to its
 solutions file, chapters/solutions/NN-name.md. That file answers every exercise under a
-heading ``## Exercise N``. Each ```python block in it is executed here, in a fresh
+heading ``## Exercise N``, and every checkpoint question under ``### Question N`` in its
+``## Checkpoint questions`` section. Each ```python block in it is executed here, in a fresh
 namespace, with a temporary directory as the working directory, TINYLM_FAST=1 and one BLAS
 thread, so a solution whose claimed number no longer comes out fails with its file and the
 index of its block.
@@ -26,6 +27,7 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 EXERCISE = re.compile(r"^(\d+)\.\s", re.MULTILINE)
 TAGGED = re.compile(r"^\d+\.\s+\(★{1,3}\)")
 ANSWER = re.compile(r"^## Exercise (\d+)\b", re.MULTILINE)
+QUESTION_ANSWER = re.compile(r"^### Question (\d+)\s*$", re.MULTILINE)
 
 
 def _section(text: str, title: str) -> str:
@@ -76,6 +78,20 @@ def test_chapter_links_its_solutions_and_every_exercise_is_answered(chapter):
     answered = {int(n) for n in ANSWER.findall(solutions.read_text(encoding="utf-8"))}
     assert exercises == answered, (f"solutions/{chapter.name}: exercises {sorted(exercises)}, "
                                    f"'## Exercise N' answers {sorted(answered)}")
+
+
+@pytest.mark.parametrize("chapter", CHAPTER_FILES, ids=lambda p: p.stem)
+def test_every_checkpoint_question_has_a_written_answer(chapter):
+    questions = [int(n) for n in EXERCISE.findall(_section(chapter.read_text(encoding="utf-8"),
+                                                           "Checkpoint questions"))]
+    section = _section((SOLUTIONS / chapter.name).read_text(encoding="utf-8"),
+                       "Checkpoint questions")
+    answered = [int(n) for n in QUESTION_ANSWER.findall(section)]
+    assert answered == questions, (f"solutions/{chapter.name}: checkpoint questions {questions}, "
+                                   f"'### Question N' answers {answered}")
+    bodies = QUESTION_ANSWER.split(section)[2::2]
+    empty = [n for n, body in zip(answered, bodies) if len(body.split()) < 15]
+    assert not empty, f"solutions/{chapter.name}: answers to questions {empty} are (nearly) empty"
 
 
 @pytest.mark.parametrize("path, index, code", list(_blocks()))

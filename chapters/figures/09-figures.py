@@ -5,7 +5,10 @@
 09-pretraining.png: validation MLM loss and masked-token accuracy of ``tinylm pretrain bert
 --preset bert-small`` (RUNS/bert-small) against its steps; 09-label-efficiency.png: the
 label-efficiency curve of ``tinylm finetune RUNS/bert-small --task sms-spam --label-curve
-...`` (RUNS/curve-sms/label-curve.json). A run that is absent is skipped.
+...`` (RUNS/curve-sms/label-curve.json); 09-label-efficiency-gpt-sms.png and
+09-label-efficiency-gpt-polarity.png: the same experiment with the GPT RUNS/gpt-small on
+SMS and on fold 0 of polarity (RUNS/curve-sms-gpt, RUNS/curve-pol-gpt). A run that is
+absent is skipped.
 """
 
 from __future__ import annotations
@@ -48,12 +51,17 @@ def main() -> None:
     runs = Path(parser.parse_args().runs)
     if (runs / "bert-small" / "ckpt.json").exists():
         pretraining_figure(runs / "bert-small")
-    curve = runs / "curve-sms" / "label-curve.json"
-    if curve.exists():
-        path = plot_label_curve(json.loads(curve.read_text()), HERE / "09-label-efficiency.png",
-                                title="SMS spam: pre-trained vs random bert-small, full "
-                                      "fine-tuning")
-        print(f"wrote {path}")
+    curves = {"curve-sms": ("09-label-efficiency.png",
+                            "SMS spam: pre-trained vs random bert-small, full fine-tuning"),
+              "curve-sms-gpt": ("09-label-efficiency-gpt-sms.png",
+                                "SMS spam: pre-trained vs random gpt-small, full fine-tuning"),
+              "curve-pol-gpt": ("09-label-efficiency-gpt-polarity.png",
+                                "polarity (fold 0): pre-trained vs random gpt-small")}
+    for folder, (name, title) in curves.items():
+        curve = runs / folder / "label-curve.json"
+        if curve.exists():
+            path = plot_label_curve(json.loads(curve.read_text()), HERE / name, title=title)
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

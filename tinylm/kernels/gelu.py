@@ -25,8 +25,8 @@ TANH_COEF = 0.044715
 
 # The float32 forward evaluates tanh with the SIMD rational approximation of
 # tinylm/kernels/tanh.py (within 3e-7): 0.3 ns per element against 6 ns for the libm exp.
-# The backward does not: its 1 - tanh^2 cancels for large |u|, magnifying the 3e-7 a
-# hundredfold; it uses e = exp(-2u) (tinylm/kernels/simd_exp.py), s = 1 / (1 + e) =
+# The backward does not: its 1 - tanh^2 cancels for large |u|, magnifying the 3e-7 by
+# 2|tanh u| / (1 - tanh^2 u) (about 200 at u = 3, growing like e^(2|u|)); it uses e = exp(-2u) (tinylm/kernels/simd_exp.py), s = 1 / (1 + e) =
 # (1 + tanh u) / 2 and (1 - tanh^2 u) / 2 = 2 s (1 - s) = 2 e s^2, in which nothing cancels.
 
 
