@@ -21,10 +21,12 @@ BUILD = ROOT / "notebooks" / "build"
 
 # Where a chapter may be cited: the code, the tests, the notebook builders, README, chapters.
 CITING_FILES = sorted([*(ROOT / "tinylm").rglob("*.py"), *(ROOT / "tests").rglob("*.py"),
-                       *BUILD.glob("*.py"), ROOT / "README.md", *CHAPTERS.glob("*.md")])
-# Where a file, module or test may be cited: the prose for readers (README, the chapters, and
-# the notebooks' text, which lives in their builders).
-PROSE_FILES = sorted([ROOT / "README.md", *CHAPTERS.glob("*.md"), *BUILD.glob("build_*.py")])
+                       *BUILD.glob("*.py"), ROOT / "README.md", *CHAPTERS.glob("*.md"),
+                       *(CHAPTERS / "solutions").glob("*.md")])
+# Where a file, module or test may be cited: the prose for readers (README, the chapters and
+# their solutions, and the notebooks' text, which lives in their builders).
+PROSE_FILES = sorted([ROOT / "README.md", *CHAPTERS.glob("*.md"),
+                      *(CHAPTERS / "solutions").glob("*.md"), *BUILD.glob("build_*.py")])
 
 # The project numbers its chapters with two digits ("chapter 03", "ch. 07", "chapters 07 and
 # 10"); a single digit ("chapter 6.5", "its chapter 6") is a chapter of a cited book.

@@ -12,7 +12,6 @@ index of its block.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -105,36 +104,3 @@ def test_solution_code_runs_and_its_claims_hold(path, index, code, tmp_path, mon
     except Exception as error:  # the file and block index lead the report
         raise AssertionError(f"{path.relative_to(ROOT)}, python block {index} failed: "
                              f"{type(error).__name__}: {error}") from error
-
-
-FILE_REF = re.compile(r"(?<![\w/.])((?:tinylm|tests)/[\w/.-]*\w)")
-MODULE_REF = re.compile(r"(?<![\w/.])(tinylm(?:\.\w+)+)")
-
-
-def _names(dotted: str) -> bool:
-    """Whether ``dotted`` (tinylm.a.b.name) is an importable module or an attribute of one."""
-    import importlib
-
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            target = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attribute in parts[cut:]:
-            if not hasattr(target, attribute):
-                return False
-            target = getattr(target, attribute)
-        return True
-    return False
-
-
-@pytest.mark.parametrize("path", sorted(SOLUTIONS.glob("*.md")), ids=lambda p: p.stem)
-def test_solutions_name_only_files_and_modules_that_exist(path):
-    stale = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        stale += [f"{path.name}:{number}: {ref}" for ref in FILE_REF.findall(line)
-                  if not (ROOT / ref).exists()]
-        stale += [f"{path.name}:{number}: {ref}" for ref in MODULE_REF.findall(line)
-                  if not _names(ref)]
-    assert not stale, "stale references:\n" + "\n".join(stale)
